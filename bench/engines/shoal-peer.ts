@@ -1,0 +1,70 @@
+// Shoal runner for the benchmarks (JSON-lines protocol, see bench/README.md), using only the public
+// library API from docs/ARCHITECTURE.md. Imported at run time so the benchmark builds on its own.
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+
+interface PeerAddress { host: string; port: number }
+interface TorrentLike {
+  readonly done: boolean;
+  on(ev: 'done' | 'checked', fn: () => void): unknown;
+  on(ev: 'error', fn: (err: Error) => void): unknown;
+  addPeer(addr: PeerAddress): void;
+  stats(): { downloaded: number; uploaded: number; peers: number; progress: number; hashFails?: number; wasted?: number };
+}
+interface ClientLike {
+  readonly port: number;
+  listen(): Promise<number>;
+  add(source: string, opts: { path: string; peers?: PeerAddress[]; announce?: string[][]; resumeFile?: string | false }): Promise<TorrentLike>;
+  close(): Promise<void>;
+  on(ev: 'error', fn: (err: Error) => void): unknown;
+}
+
+const { values: a } = parseArgs({
+  options: {
+    role: { type: 'string' }, torrent: { type: 'string' }, dir: { type: 'string' },
+    host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' },
+    strategy: { type: 'string' }, tracker: { type: 'string' },
+  },
+});
+const emit = (o: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(o) + '\n'); };
+const fail = (err: unknown): never => {
+  emit({ event: 'error', message: err instanceof Error ? err.message : String(err) });
+  process.exit(1);
+};
+
+const entry = new URL('../../src/index.js', import.meta.url).href;
+const mod = (await import(entry).catch(fail)) as { Client: new (o: { port: number; host: string; trackers?: boolean }) => ClientLike };
+const client = new mod.Client({ port: Number(a.port), host: a.host!, trackers: false });
+client.on('error', fail);
+const port = await client.listen().catch(fail);
+// Resume files would let a later run skip work; every run starts from nothing.
+const torrent = await client.add(a.torrent!, { path: a.dir!, peers: [], announce: [], resumeFile: false }).catch(fail);
+torrent.on('error', fail);
+
+if (a.role === 'seed') {
+  const ready = (): void => {
+    const s = torrent.stats();
+    if (s.progress < 1) fail(new Error(`seed data failed verification (progress ${s.progress})`));
+    emit({ event: 'ready', port });
+  };
+  // add() may resolve before or after the existing data is verified.
+  if (torrent.done) ready();
+  else torrent.on('done', ready);
+} else {
+  emit({ event: 'ready', port });
+  torrent.on('done', () => emit({ event: 'done', downloaded: torrent.stats().downloaded }));
+}
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  let cmd: { cmd?: string; peers?: PeerAddress[] };
+  try { cmd = JSON.parse(line) as typeof cmd; } catch { return; }
+  if (cmd.cmd === 'peers') {
+    for (const p of cmd.peers ?? []) torrent.addPeer(p);
+  } else if (cmd.cmd === 'stats') {
+    const s = torrent.stats();
+    emit({ event: 'stats', uploaded: s.uploaded, downloaded: s.downloaded, peers: s.peers, progress: s.progress, hashFails: s.hashFails, wasted: s.wasted });
+  } else if (cmd.cmd === 'quit') {
+    setTimeout(() => process.exit(0), 2000).unref();
+    client.close().then(() => process.exit(0), () => process.exit(0));
+  }
+}).on('close', () => process.exit(0));

@@ -1,0 +1,63 @@
+// How each engine's runner is started. All runners take the same arguments and speak the same
+// JSON-lines protocol, so scenarios never special-case an engine.
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Proc, run } from './proc.js';
+
+/** Repository root, from dist/bench/lib/engines.js. */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const DIST_BENCH = join(ROOT, 'dist/bench');
+const WT_DIR = join(ROOT, 'bench/engines/webtorrent');
+
+export type EngineName = 'shoal' | 'libtorrent' | 'libtorrent-default' | 'webtorrent' | 'aria2' | 'http';
+export const ALL_ENGINES: EngineName[] = ['shoal', 'libtorrent', 'libtorrent-default', 'webtorrent', 'aria2', 'http'];
+
+export interface RoleSpec {
+  engine: EngineName;
+  role: 'seed' | 'leech';
+  torrent: string;
+  dir: string;
+  host: string;
+  port: number;
+  /** Network namespace to run in (swarm); undefined = the benchmark's own (loopback). */
+  netns?: string;
+  /** Piece picking hint for engines that default to sequential (WebTorrent). */
+  strategy?: 'rarest' | 'sequential';
+  /** Tracker announce URL, for engines that cannot be given peers directly (aria2). */
+  tracker?: string;
+  /** Extra knobs for engines that need them (the HTTP runner serves this file). */
+  file?: string;
+}
+
+function command(s: RoleSpec): [string, string[]] {
+  const common = ['--role', s.role, '--torrent', s.torrent, '--dir', s.dir, '--host', s.host, '--port', String(s.port)];
+  if (s.strategy) common.push('--strategy', s.strategy);
+  if (s.tracker) common.push('--tracker', s.tracker);
+  switch (s.engine) {
+    case 'shoal': return [process.execPath, [join(DIST_BENCH, 'engines/shoal-peer.js'), ...common]];
+    case 'libtorrent': return ['/usr/bin/python3', [join(ROOT, 'bench/engines/lt_peer.py'), ...common, '--profile', 'tuned']];
+    case 'libtorrent-default': return ['/usr/bin/python3', [join(ROOT, 'bench/engines/lt_peer.py'), ...common, '--profile', 'default']];
+    case 'webtorrent': return [process.execPath, [join(WT_DIR, 'peer.mjs'), ...common]];
+    case 'aria2': return [process.execPath, [join(DIST_BENCH, 'engines/aria2-peer.js'), ...common]];
+    case 'http': return [process.execPath, [join(DIST_BENCH, 'engines/http-peer.js'), ...common, ...(s.file ? ['--file', s.file] : [])]];
+  }
+}
+
+export function startRole(s: RoleSpec, label: string): Proc {
+  const [cmd, args] = command(s);
+  // `ip netns exec` execs in place (no fork), so the PID we get is the engine's own.
+  if (s.netns) return new Proc(label, 'ip', ['netns', 'exec', s.netns, cmd, ...args]);
+  return new Proc(label, cmd, args);
+}
+
+/** Installs WebTorrent into bench/engines/webtorrent on first use (kept out of the root package: see README). */
+export async function ensureWebTorrent(log: (m: string) => void): Promise<void> {
+  if (existsSync(join(WT_DIR, 'node_modules/webtorrent/package.json'))) return;
+  log('installing webtorrent into bench/engines/webtorrent (npm install --ignore-scripts) ...');
+  await run('npm', ['install', '--prefix', WT_DIR, '--ignore-scripts', '--no-audit', '--no-fund'], { timeoutMs: 300_000 });
+}
+
+export function displayName(e: EngineName): string {
+  return e === 'libtorrent-default' ? 'libtorrent (defaults)' : e === 'http' ? 'HTTP' : e === 'libtorrent' ? 'libtorrent' : e === 'webtorrent' ? 'WebTorrent' : e === 'aria2' ? 'aria2' : 'Shoal';
+}

@@ -1,0 +1,90 @@
+import { resolve } from 'node:path';
+import { Client } from '../../engine/index.js';
+import { parsePeerAddress, type PeerAddress } from '../../discovery/compact.js';
+import { parseMagnet } from '../../metainfo/index.js';
+import { ShoalError } from '../../util/errors.js';
+import { EXIT, formatBytes, type Output } from '../output.js';
+import { plainLine, untilSignal, watchTorrent } from './run-torrent.js';
+import { clientOptions, type NetworkOptions } from './network-options.js';
+
+export interface GetCommandOptions extends NetworkOptions {
+  output?: string;
+  peer?: string[];
+  seed?: boolean;
+  select?: string;
+  recheck?: boolean;
+  timeout?: string;
+}
+
+export async function getCommand(source: string, opts: GetCommandOptions, out: Output): Promise<number> {
+  if (source.startsWith('magnet:')) {
+    parseMagnet(source); // a malformed magnet gets its own precise error first
+    throw new ShoalError('EUSAGE', 'downloading from a magnet link needs metadata exchange (BEP 9), which is not supported yet; use the .torrent file');
+  }
+  const peers: PeerAddress[] = [];
+  for (const p of opts.peer ?? []) {
+    try {
+      peers.push(parsePeerAddress(p));
+    } catch (err) {
+      throw new ShoalError('EUSAGE', `--peer: ${(err as Error).message}`);
+    }
+  }
+  let selectedFiles: number[] | undefined;
+  if (opts.select !== undefined) {
+    selectedFiles = opts.select.split(',').map((s) => {
+      const n = Number(s.trim());
+      if (!Number.isInteger(n) || n < 0) throw new ShoalError('EUSAGE', `--select takes file numbers like 0,2,5 (see shoal info), got "${opts.select}"`);
+      return n;
+    });
+  }
+  let timeoutMs: number | undefined;
+  if (opts.timeout !== undefined) {
+    timeoutMs = Number(opts.timeout) * 1000;
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new ShoalError('EUSAGE', `--timeout takes seconds, got "${opts.timeout}"`);
+  }
+  const dir = resolve(opts.output ?? '.');
+  const client = new Client(clientOptions(opts, 0));
+  const signal = untilSignal();
+  let stopWatching = (): void => undefined;
+  try {
+    const addOpts: Parameters<Client['add']>[1] = { path: dir, peers, recheck: opts.recheck === true, seed: opts.seed === true };
+    if (selectedFiles) addOpts.selectedFiles = selectedFiles;
+    const torrent = await client.add(source, addOpts);
+    const meta = torrent.meta;
+    for (const i of selectedFiles ?? []) {
+      if (i >= meta.files.length) throw new ShoalError('EUSAGE', `--select: file ${i} does not exist (the torrent has ${meta.files.length} files)`);
+    }
+    const start = torrent.stats();
+    out.event('added', { infoHash: meta.infoHashHex, name: meta.name, dir, port: client.port, have: start.wantedHave, wanted: start.wantedPieces },
+      `${meta.name} (${formatBytes(meta.length)}) → ${dir}\n  listening on port ${client.port}; ${start.wantedHave} of ${start.wantedPieces} pieces already on disk`);
+    stopWatching = watchTorrent(torrent, out);
+
+    const done = torrent.done ? Promise.resolve('done' as const) : new Promise<'done'>((res) => torrent.once('done', () => res('done')));
+    const failed = new Promise<Error>((res) => torrent.on('error', (err: Error) => res(err)));
+    const timedOut = timeoutMs === undefined ? null : new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), timeoutMs).unref());
+    const outcome = await Promise.race([done, failed, signal.promise, ...(timedOut ? [timedOut] : [])]);
+    stopWatching();
+    if (outcome instanceof Error) return out.fail(outcome);
+    if (outcome === 'timeout') {
+      const s = torrent.stats();
+      return out.fail(new ShoalError('ETIMEOUT', `not complete after ${opts.timeout} s (${(s.progress * 100).toFixed(1)}%, ${s.peers} peers)`));
+    }
+    if (outcome === 'SIGINT' || outcome === 'SIGTERM') {
+      out.event('stopped', { signal: outcome, ...torrent.stats() }, `stopped: ${plainLine(torrent.stats())} (resume data saved)`);
+      return EXIT.interrupted;
+    }
+    const s = torrent.stats();
+    out.event('done', { ...s }, `done: ${meta.name} complete and verified (${formatBytes(s.downloaded)} downloaded, ${formatBytes(s.uploaded)} uploaded)`);
+    if (opts.seed) {
+      out.line(`seeding on port ${client.port}; Ctrl-C to stop`);
+      stopWatching = watchTorrent(torrent, out);
+      await signal.promise;
+      stopWatching();
+    }
+    return EXIT.ok;
+  } finally {
+    stopWatching();
+    signal.dispose();
+    await client.close();
+  }
+}

@@ -1,0 +1,111 @@
+import { stat } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { Client } from '../../engine/index.js';
+import { buildMagnet, readTorrentFile, type Metainfo } from '../../metainfo/index.js';
+import { TrackerServer } from '../../tracker/index.js';
+import { ShoalError } from '../../util/errors.js';
+import { EXIT, formatBytes, type Output } from '../output.js';
+import { createCommand } from './create.js';
+import { clientOptions, parsePort, type NetworkOptions } from './network-options.js';
+import { untilSignal, watchTorrent } from './run-torrent.js';
+
+export interface SeedCommandOptions extends NetworkOptions {
+  dir?: string;
+  tracker?: string[];
+  webSeed?: string[];
+  /** commander's --no-tracker sets this to false */
+  embeddedTracker?: boolean;
+  trackerPort?: string;
+  announceHost?: string;
+  pieceLength?: string;
+  private?: boolean;
+  output?: string;
+  recheck?: boolean;
+}
+
+/**
+ * Makes data available with one command: creates the torrent when given a path, starts an embedded tracker
+ * (unless --no-tracker) and seeds until interrupted.
+ */
+export async function seedCommand(source: string, opts: SeedCommandOptions, out: Output): Promise<number> {
+  const announceHost = opts.announceHost ?? defaultAnnounceHost();
+  let tracker: TrackerServer | null = null;
+  const client = new Client(clientOptions(opts, 6881));
+  const signal = untilSignal();
+  let stopWatching = (): void => undefined;
+  try {
+    const abs = resolve(source);
+    const st = await stat(abs).catch((err: NodeJS.ErrnoException) => {
+      throw new ShoalError('EUSAGE', `cannot seed ${source}: ${err.code === 'ENOENT' ? 'no such file or folder' : err.code ?? err.message}`);
+    });
+    const isTorrentFile = st.isFile() && abs.endsWith('.torrent');
+
+    if (opts.embeddedTracker !== false) {
+      tracker = new TrackerServer({ host: opts.host ?? '0.0.0.0', httpPort: opts.trackerPort !== undefined ? parsePort(opts.trackerPort, '--tracker-port') : 6969, udpPort: false });
+      await tracker.listen();
+    }
+    const embeddedUrl = tracker ? tracker.announceUrl.replace(/^http:\/\/[^/]+/, `http://${hostForUrl(announceHost)}:${new URL(tracker.announceUrl).port}`) : null;
+
+    let meta: Metainfo;
+    let torrentFile: string;
+    let dataDir: string;
+    if (isTorrentFile) {
+      meta = await readTorrentFile(abs);
+      torrentFile = abs;
+      dataDir = resolve(opts.dir ?? dirname(abs));
+    } else {
+      const trackers = [...(embeddedUrl ? [embeddedUrl] : []), ...(opts.tracker ?? [])];
+      const createOpts: Parameters<typeof createCommand>[1] = { tracker: trackers, webSeed: opts.webSeed ?? [], private: opts.private === true };
+      if (opts.pieceLength !== undefined) createOpts.pieceLength = opts.pieceLength;
+      if (opts.output !== undefined) createOpts.output = opts.output;
+      const created = await createCommand(abs, createOpts, out);
+      torrentFile = created.file;
+      meta = await readTorrentFile(torrentFile);
+      dataDir = dirname(abs);
+    }
+    // With a .torrent made elsewhere, the embedded tracker is an extra tier so peers that use it still meet us.
+    const addOpts: Parameters<Client['add']>[1] = { path: dataDir, recheck: opts.recheck === true };
+    if (isTorrentFile && embeddedUrl && !meta.announce.flat().includes(embeddedUrl)) addOpts.announce = [[embeddedUrl]];
+    const torrent = await client.add(meta, addOpts);
+    const s = torrent.stats();
+    if (!torrent.done) {
+      throw new ShoalError('ESTORAGE', `the data in ${dataDir} does not match the torrent: ${s.wantedHave} of ${s.wantedPieces} pieces verified`);
+    }
+    const trackersForMagnet = [...(embeddedUrl ? [embeddedUrl] : []), ...meta.announce.flat()];
+    const magnet = buildMagnet({
+      infoHash: meta.infoHash, name: meta.name, trackers: [...new Set(trackersForMagnet)],
+      peers: [{ host: announceHost, port: client.port }], webSeeds: meta.urlList,
+    });
+    out.event('seeding', { torrent: torrentFile, infoHash: meta.infoHashHex, magnet, port: client.port, tracker: embeddedUrl, dir: dataDir },
+      [
+        `seeding ${meta.name} (${formatBytes(meta.length)}) on port ${client.port}`,
+        `  torrent  ${torrentFile}`,
+        `  magnet   ${magnet}`,
+        ...(embeddedUrl ? [`  tracker  ${embeddedUrl}`] : []),
+        `Ctrl-C to stop`,
+      ].join('\n'));
+    stopWatching = watchTorrent(torrent, out);
+    const sig = await signal.promise;
+    stopWatching();
+    out.event('stopped', { signal: sig, ...torrent.stats() }, `stopped: uploaded ${formatBytes(torrent.stats().uploaded)}`);
+    return EXIT.ok;
+  } finally {
+    stopWatching();
+    signal.dispose();
+    await client.close();
+    if (tracker) await tracker.close();
+  }
+}
+
+/** The address other machines most likely reach us at: the first non-internal IPv4, else loopback. */
+export function defaultAnnounceHost(): string {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}

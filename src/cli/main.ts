@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { VERSION } from '../engine/index.js';
+import { EXIT, Output } from './output.js';
+import { createCommand } from './commands/create.js';
+import { infoCommand } from './commands/info.js';
+import { seedCommand } from './commands/seed.js';
+import { getCommand } from './commands/get.js';
+import { trackerCommand } from './commands/tracker.js';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+function output(cmd: Command): Output {
+  const o = cmd.optsWithGlobals<{ json?: boolean; verbose?: boolean; quiet?: boolean }>();
+  return new Output(o);
+}
+
+/** Runs a command body and turns any error into a one-line message and an exit code. */
+function action<A extends unknown[]>(fn: (out: Output, ...args: A) => Promise<number | void>) {
+  return async (...args: unknown[]): Promise<void> => {
+    const cmd = args[args.length - 1] as Command;
+    const out = output(cmd);
+    try {
+      const code = await fn(out, ...(args.slice(0, -1) as A));
+      process.exitCode = typeof code === 'number' ? code : EXIT.ok;
+    } catch (err) {
+      process.exitCode = out.fail(err);
+    }
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('shoal')
+    .description('Peer-to-peer content distribution on BitTorrent')
+    .version(VERSION)
+    .option('--json', 'machine-readable JSON lines on stdout')
+    .option('-v, --verbose', 'more detail on stderr (peers, stack traces)')
+    .option('-q, --quiet', 'no progress output')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('create')
+    .description('create a .torrent from a file or folder')
+    .argument('<path>', 'file or folder to share')
+    .option('-t, --tracker <url>', 'tracker announce URL (repeatable; each becomes its own tier)', collect)
+    .option('-w, --web-seed <url>', 'web seed URL (BEP 19, repeatable)', collect)
+    .option('-l, --piece-length <size>', 'piece length, a power of two ≥ 16KiB (e.g. 256KiB, 1MiB); default chosen by size')
+    .option('-p, --private', 'set the private flag (BEP 27)')
+    .option('-c, --comment <text>', 'comment stored in the torrent')
+    .option('-n, --name <name>', 'name stored in the torrent (default: the file or folder name)')
+    .option('-o, --output <file>', 'where to write the .torrent (default: ./<name>.torrent)')
+    .action(action(async (out, path: string, opts: Record<string, unknown>) => {
+      await createCommand(path, opts, out);
+    }));
+
+  program
+    .command('info')
+    .description('show what a .torrent or magnet link contains')
+    .argument('<torrent>', '.torrent file or magnet: URI')
+    .action(action(async (out, source: string) => {
+      await infoCommand(source, out);
+    }));
+
+  program
+    .command('seed')
+    .description('seed a file, folder or .torrent; with a path, creates the torrent and runs an embedded tracker')
+    .argument('<source>', 'file or folder to share, or a .torrent whose data is in --dir')
+    .option('-d, --dir <dir>', 'folder holding the data of a .torrent (default: the .torrent\'s folder)')
+    .option('-t, --tracker <url>', 'extra tracker URL for a created torrent (repeatable)', collect)
+    .option('-w, --web-seed <url>', 'web seed URL for a created torrent (repeatable)', collect)
+    .option('--no-embedded-tracker', 'do not start the embedded tracker')
+    .option('--tracker-port <port>', 'embedded tracker HTTP port (0 = any free port)', '6969')
+    .option('--announce-host <host>', 'address peers use to reach this machine (default: first non-loopback IPv4)')
+    .option('-l, --piece-length <size>', 'piece length for a created torrent')
+    .option('-p, --private', 'private flag for a created torrent')
+    .option('-o, --output <file>', 'where to write a created .torrent (default: ./<name>.torrent)')
+    .option('--recheck', 'hash all data instead of trusting resume data')
+    .option('--port <port>', 'peer listen port (0 = any free port)', '6881')
+    .option('--host <address>', 'listen address (default: all, IPv4 and IPv6)')
+    .option('--upload-limit <bytes/s>', 'upload limit, e.g. 10MiB')
+    .option('--max-peers <n>', 'connections per torrent')
+    .action(action(async (out, source: string, opts: Record<string, unknown>) => seedCommand(source, opts, out)));
+
+  program
+    .command('get')
+    .description('download a torrent; exits 0 once every selected file is complete and verified')
+    .argument('<torrent>', '.torrent file')
+    .option('-o, --output <dir>', 'download folder', '.')
+    .option('--peer <host:port>', 'connect to this peer directly (repeatable)', collect)
+    .option('--seed', 'keep seeding after the download completes, until Ctrl-C')
+    .option('--select <list>', 'download only these files (numbers from `shoal info`, e.g. 0,2)')
+    .option('--recheck', 'hash all data on disk instead of trusting resume data')
+    .option('--timeout <seconds>', 'give up (exit 5) if not complete by then')
+    .option('--port <port>', 'peer listen port (default: any free port)')
+    .option('--host <address>', 'listen address (default: all, IPv4 and IPv6)')
+    .option('--upload-limit <bytes/s>', 'upload limit, e.g. 10MiB')
+    .option('--download-limit <bytes/s>', 'download limit, e.g. 50MiB')
+    .option('--max-peers <n>', 'connections per torrent')
+    .action(action(async (out, source: string, opts: Record<string, unknown>) => getCommand(source, opts, out)));
+
+  program
+    .command('tracker')
+    .description('run a BitTorrent tracker (HTTP and UDP)')
+    .option('--http-port <port>', 'HTTP port (0 = any; "off" disables)', '6969')
+    .option('--udp-port <port>', 'UDP port (0 = any; "off" disables)', '6969')
+    .option('--host <address>', 'listen address', '0.0.0.0')
+    .option('--redis <url>', 'keep swarms in Redis so several instances share them')
+    .option('--allow <file>', 'private mode: only track info-hashes listed in this file (hex, one per line)')
+    .option('--zones <file>', 'CIDR → zone/rack map: return same-rack, then same-zone peers first')
+    .option('--interval <seconds>', 'announce interval given to clients')
+    .addOption(new Option('--passkeys <file>').hideHelp())
+    .action(action(async (out, opts: Record<string, unknown>) => trackerCommand(opts, out)));
+
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with exit code 0; usage errors were already printed by commander.
+      process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return;
+    }
+    process.exitCode = new Output({}).fail(err);
+  }
+}
+
+await main(process.argv);
+// Stray handles (a peer socket closing, a tracker request in flight) must not keep a finished command alive.
+setTimeout(() => process.exit(), 2000).unref();

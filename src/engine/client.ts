@@ -1,0 +1,192 @@
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { parseTorrent, type Metainfo } from '../metainfo/index.js';
+import { encodeHandshake, readHandshake } from '../wire/handshake.js';
+import { ShoalError } from '../util/errors.js';
+import { TokenBucket } from './token-bucket.js';
+import { Torrent, type TorrentContext } from './torrent.js';
+import type { AddOptions, ClientOptions } from './types.js';
+
+export const VERSION = '0.1.0';
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Azureus-style peer id: `-SH0100-` then 12 random bytes, so other clients can tell who we are. */
+export function makePeerId(): Buffer {
+  return Buffer.concat([Buffer.from('-SH0100-'), randomBytes(12)]);
+}
+
+/**
+ * A BitTorrent client: one listening socket shared by any number of torrents. No global state, so several
+ * clients can run in one process (tests and benchmarks do).
+ *
+ * Events: 'torrent' (Torrent) when one is added, 'error' for listener failures.
+ */
+export class Client extends EventEmitter {
+  readonly peerId: Buffer;
+  private readonly opts: ClientOptions;
+  private readonly byHash = new Map<string, Torrent>();
+  private server: net.Server | null = null;
+  private listening: Promise<number> | null = null;
+  private boundPort = 0;
+  private closed = false;
+  private readonly inbound = new Set<net.Socket>();
+  private readonly uploadBucket: TokenBucket | null;
+  private readonly downloadBucket: TokenBucket | null;
+  private readonly ctx: TorrentContext;
+
+  constructor(opts: ClientOptions = {}) {
+    super();
+    this.opts = opts;
+    if (opts.peerId && opts.peerId.length !== 20) throw new ShoalError('EUSAGE', 'peerId must be 20 bytes');
+    this.peerId = opts.peerId ?? makePeerId();
+    this.uploadBucket = opts.uploadLimit ? new TokenBucket(opts.uploadLimit) : null;
+    this.downloadBucket = opts.downloadLimit ? new TokenBucket(opts.downloadLimit) : null;
+    const client = this;
+    this.ctx = {
+      peerId: this.peerId,
+      get port() { return client.boundPort; },
+      clientName: opts.clientName ?? `Shoal ${VERSION}`,
+      trackers: opts.trackers !== false,
+      uploadBucket: this.uploadBucket,
+      downloadBucket: this.downloadBucket,
+      maxPeersPerTorrent: opts.maxPeersPerTorrent ?? 60,
+      uploadSlots: opts.uploadSlots ?? 4,
+      localAddress: opts.localAddress,
+      globalSlots: () => (opts.maxConnections ?? 200) - client.connectionCount(),
+    };
+  }
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  get torrents(): Torrent[] {
+    return [...this.byHash.values()];
+  }
+
+  private connectionCount(): number {
+    let n = this.inbound.size;
+    for (const t of this.byHash.values()) n += t.stats().peers;
+    return n;
+  }
+
+  /** Start accepting peers. add() calls it; call it yourself to learn the port first. */
+  listen(): Promise<number> {
+    if (this.listening) return this.listening;
+    this.listening = new Promise<number>((resolve, reject) => {
+      const server = net.createServer({ pauseOnConnect: true }, (socket) => this.onConnection(socket));
+      this.server = server;
+      const host = this.opts.host ?? '::';
+      const port = this.opts.port ?? 0;
+      const onError = (err: NodeJS.ErrnoException): void => {
+        // No IPv6 on this machine: fall back to IPv4 only.
+        if (this.opts.host === undefined && (err.code === 'EAFNOSUPPORT' || err.code === 'EADDRNOTAVAIL')) {
+          server.listen({ port, host: '0.0.0.0' });
+          return;
+        }
+        reject(new ShoalError('EUSAGE', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
+      };
+      server.once('error', onError);
+      server.once('listening', () => {
+        server.off('error', onError);
+        server.on('error', (err) => this.emit('error', err));
+        const addr = server.address();
+        this.boundPort = typeof addr === 'object' && addr ? addr.port : 0;
+        resolve(this.boundPort);
+      });
+      server.listen({ port, host, ipv6Only: false });
+    });
+    return this.listening;
+  }
+
+  private onConnection(socket: net.Socket): void {
+    if (this.closed || this.connectionCount() >= (this.opts.maxConnections ?? 200)) {
+      socket.destroy();
+      return;
+    }
+    this.inbound.add(socket);
+    socket.on('error', () => undefined);
+    readHandshake(socket, HANDSHAKE_TIMEOUT_MS).then(({ handshake, rest }) => {
+      this.inbound.delete(socket);
+      const torrent = this.byHash.get(handshake.infoHash.toString('hex'));
+      if (!torrent || this.closed) {
+        socket.destroy();
+        return;
+      }
+      socket.write(encodeHandshake(torrent.meta.infoHash, this.peerId, { fast: true, extended: true }));
+      if (!torrent.acceptInbound(socket, handshake, rest)) socket.destroy();
+    }, () => {
+      this.inbound.delete(socket);
+      socket.destroy();
+    });
+  }
+
+  /**
+   * Add a torrent and verify what is already on disk; resolves once it is checked and talking to peers.
+   * `source` is a path to a .torrent file, its bytes, or a parsed Metainfo.
+   */
+  async add(source: string | Buffer | Metainfo, opts: AddOptions): Promise<Torrent> {
+    if (this.closed) throw new ShoalError('EUSAGE', 'client is closed');
+    if (!opts || typeof opts.path !== 'string' || opts.path === '') throw new ShoalError('EUSAGE', 'add() needs { path } for the download folder');
+    const meta = await toMetainfo(source);
+    if (this.byHash.has(meta.infoHashHex)) throw new ShoalError('EUSAGE', `torrent ${meta.infoHashHex} is already added`);
+    await this.listen();
+    const torrent = new Torrent(this.ctx, meta, opts);
+    this.byHash.set(meta.infoHashHex, torrent);
+    torrent.once('close', () => {
+      if (this.byHash.get(meta.infoHashHex) === torrent) this.byHash.delete(meta.infoHashHex);
+    });
+    try {
+      await torrent.start();
+    } catch (err) {
+      this.byHash.delete(meta.infoHashHex);
+      await torrent.close().catch(() => undefined);
+      throw err;
+    }
+    this.emit('torrent', torrent);
+    return torrent;
+  }
+
+  get(infoHash: string | Buffer): Torrent | undefined {
+    return this.byHash.get(typeof infoHash === 'string' ? infoHash.toLowerCase() : infoHash.toString('hex'));
+  }
+
+  async remove(t: Torrent | string): Promise<void> {
+    const torrent = typeof t === 'string' ? this.get(t) : t;
+    if (!torrent) return;
+    this.byHash.delete(torrent.infoHashHex);
+    await torrent.close();
+  }
+
+  /** Stop every torrent (announcing `stopped`, saving resume data) and the listener. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const torrents = [...this.byHash.values()];
+    this.byHash.clear();
+    await Promise.all(torrents.map((t) => t.close()));
+    for (const s of this.inbound) s.destroy();
+    this.inbound.clear();
+    const server = this.server;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+async function toMetainfo(source: string | Buffer | Metainfo): Promise<Metainfo> {
+  if (Buffer.isBuffer(source)) return parseTorrent(source);
+  if (typeof source === 'string') {
+    if (source.startsWith('magnet:')) {
+      throw new ShoalError('EUSAGE', 'magnet links need metadata from peers (BEP 9), which this version does not fetch yet; use the .torrent file');
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(source);
+    } catch (err) {
+      throw new ShoalError('EUSAGE', `cannot read torrent file ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    return parseTorrent(bytes);
+  }
+  return source;
+}

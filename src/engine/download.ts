@@ -1,0 +1,227 @@
+import { pieceHashAt, pieceLengthAt, type Metainfo } from '../metainfo/types.js';
+import { sha1, sha1Async } from '../util/sha1.js';
+import { BLOCK_SIZE } from '../wire/types.js';
+import type { PiecePicker } from './piece-picker.js';
+import { requestKey, type Peer } from './peer.js';
+import type { TokenBucket } from './token-bucket.js';
+
+/** What the downloader needs from its torrent; keeps this file free of sockets, storage and events. */
+export interface DownloadHost {
+  readonly meta: Metainfo;
+  readonly picker: PiecePicker;
+  readonly downloadBucket: TokenBucket | null;
+  /** Verified data goes to disk; resolves once written. */
+  writePiece(index: number, data: Buffer): Promise<void>;
+  pieceVerified(index: number): void;
+  pieceFailed(index: number, contributors: Set<Peer>): void;
+  /** A peer sent data proven wrong by a later good copy of the same piece. */
+  banPeer(peer: Peer, reason: string): void;
+  storageFailed(err: unknown): void;
+  peerByKey(key: object): Peer | undefined;
+  addWasted(bytes: number): void;
+}
+
+interface InFlightPiece {
+  buffer: Buffer;
+  /** Who delivered each block, for attributing a failed hash. */
+  senders: (Peer | undefined)[];
+  verifying: boolean;
+}
+
+/** Requests kept in flight per peer: the bandwidth–delay product, measured, within these bounds. */
+const MIN_QUEUE = 16;
+const MAX_QUEUE = 2000;
+/** Seconds of the peer's measured rate to keep requested (libtorrent calls this request_queue_time). */
+const QUEUE_SECONDS = 0.5;
+/** Refill when the queue falls this many blocks below target, so requests go out in batches. */
+const REFILL_SLACK = 4;
+
+/**
+ * Block-level downloading: sizes each peer's request pipeline, hands the parser the buffer each block goes into,
+ * verifies complete pieces off the event loop and attributes bad data (smart ban: after a hash failure each block's
+ * hash and sender are remembered; when the piece later verifies, a peer whose block differed sent bad data).
+ */
+export class Downloader {
+  private readonly host: DownloadHost;
+  private readonly inFlight = new Map<number, InFlightPiece>();
+  /** Per failed piece: hash of each block as first received, and who sent it. */
+  private readonly suspectBlocks = new Map<number, { peer: Peer; hash: Buffer }[]>();
+  private readonly blocksPerPiece: number;
+  private closed = false;
+
+  constructor(host: DownloadHost) {
+    this.host = host;
+    this.blocksPerPiece = Math.ceil(host.meta.pieceLength / BLOCK_SIZE);
+  }
+
+  /** Target queue depth for a peer: its rate × QUEUE_SECONDS in blocks, capped by its `reqq`. */
+  queueTarget(peer: Peer): number {
+    const byRate = Math.ceil((peer.downloadMeter.rate() * QUEUE_SECONDS) / BLOCK_SIZE);
+    return Math.min(Math.max(MIN_QUEUE, byRate), peer.maxRequests, MAX_QUEUE);
+  }
+
+  /** Top up a peer's request pipeline. Called when it unchokes us, has something new, or a block arrives. */
+  fill(peer: Peer): void {
+    if (this.closed || peer.closed || !peer.amInterested) return;
+    const choked = peer.peerChoking;
+    if (choked && peer.allowedFast.size === 0) return;
+    const target = this.queueTarget(peer);
+    let want = target - peer.outstanding.size;
+    if (want < REFILL_SLACK && peer.outstanding.size > 0) return;
+    if (want <= 0) return;
+    const bucket = this.host.downloadBucket;
+    if (bucket) {
+      const affordable = Math.floor(bucket.available() / BLOCK_SIZE);
+      if (affordable <= 0) return;
+      want = Math.min(want, affordable);
+    }
+    const wire = peer.wire;
+    wire.cork();
+    try {
+      this.host.picker.pick(peer, peer.isSeed ? null : peer.bits, peer.isSeed, want, (index, begin, length) => {
+        if (!this.inFlight.has(index)) this.startPiece(index);
+        peer.outstanding.set(requestKey(index, begin), { index, begin, length });
+        bucket?.take(length);
+        wire.request(index, begin, length);
+      }, choked ? peer.allowedFast : undefined);
+    } finally {
+      wire.uncork();
+    }
+  }
+
+  private startPiece(index: number): InFlightPiece {
+    const length = pieceLengthAt(this.host.meta, index);
+    // allocUnsafeSlow: a piece is large and long-lived; it should not pin Node's shared slab.
+    const p: InFlightPiece = { buffer: Buffer.allocUnsafeSlow(length), senders: new Array(Math.ceil(length / BLOCK_SIZE)), verifying: false };
+    this.inFlight.set(index, p);
+    return p;
+  }
+
+  /** Parser asks where a block goes: only blocks we requested from this peer are accepted. */
+  blockTarget(peer: Peer, index: number, begin: number, length: number): Buffer | null {
+    const req = peer.outstanding.get(requestKey(index, begin));
+    if (req === undefined || req.length !== length) return null;
+    const piece = this.inFlight.get(index);
+    if (piece === undefined || piece.verifying) return null;
+    return piece.buffer.subarray(begin, begin + length);
+  }
+
+  /** A block finished arriving. Returns true when it was useful. */
+  blockReceived(peer: Peer, index: number, begin: number, length: number): boolean {
+    const key = requestKey(index, begin);
+    if (!peer.outstanding.delete(key)) {
+      this.host.addWasted(length);
+      return false;
+    }
+    peer.lastBlockAt = Date.now();
+    peer.snubbed = false;
+    const picker = this.host.picker;
+    if (!picker.blockReceived(peer, index, begin)) {
+      this.host.addWasted(length);
+      return false;
+    }
+    const piece = this.inFlight.get(index);
+    if (piece === undefined) return false;
+    piece.senders[begin / BLOCK_SIZE] = peer;
+    // Endgame: the same block may be in flight from others; tell them not to bother.
+    if (picker.inEndgame) {
+      for (const otherKey of picker.othersRequesting(index, begin, peer)) {
+        const other = this.host.peerByKey(otherKey);
+        if (other && other.outstanding.delete(key)) {
+          picker.requestCancelled(other, index, begin);
+          if (!other.closed) other.wire.cancel(index, begin, length);
+        }
+      }
+    }
+    if (picker.isPieceComplete(index)) void this.verify(index, piece);
+    return true;
+  }
+
+  private async verify(index: number, piece: InFlightPiece): Promise<void> {
+    piece.verifying = true;
+    const host = this.host;
+    let ok: boolean;
+    try {
+      ok = (await sha1Async(piece.buffer)).equals(pieceHashAt(host.meta, index));
+    } catch (err) {
+      ok = false;
+    }
+    if (this.closed) return;
+    if (!ok) {
+      this.rememberSuspects(index, piece);
+      const contributors = new Set<Peer>();
+      for (const p of piece.senders) if (p) contributors.add(p);
+      this.inFlight.delete(index);
+      host.addWasted(piece.buffer.length);
+      host.pieceFailed(index, contributors);
+      return;
+    }
+    this.judgeSuspects(index, piece);
+    try {
+      await host.writePiece(index, piece.buffer);
+    } catch (err) {
+      this.inFlight.delete(index);
+      host.storageFailed(err);
+      return;
+    }
+    this.inFlight.delete(index);
+    if (!this.closed) host.pieceVerified(index);
+  }
+
+  private rememberSuspects(index: number, piece: InFlightPiece): void {
+    if (this.suspectBlocks.has(index)) return; // the first bad copy is enough evidence to compare against
+    const list: { peer: Peer; hash: Buffer }[] = [];
+    for (let b = 0; b < piece.senders.length; b++) {
+      const peer = piece.senders[b];
+      if (!peer) continue;
+      const start = b * BLOCK_SIZE;
+      list[b] = { peer, hash: sha1(piece.buffer.subarray(start, Math.min(start + BLOCK_SIZE, piece.buffer.length))) };
+    }
+    this.suspectBlocks.set(index, list);
+  }
+
+  private judgeSuspects(index: number, piece: InFlightPiece): void {
+    const list = this.suspectBlocks.get(index);
+    if (!list) return;
+    this.suspectBlocks.delete(index);
+    for (let b = 0; b < list.length; b++) {
+      const s = list[b];
+      if (!s) continue;
+      const start = b * BLOCK_SIZE;
+      const good = sha1(piece.buffer.subarray(start, Math.min(start + BLOCK_SIZE, piece.buffer.length)));
+      if (!good.equals(s.hash)) this.host.banPeer(s.peer, `sent corrupt data for piece ${index}`);
+    }
+  }
+
+  /** Give back everything a peer had in flight (it choked us, went away, or timed out). */
+  releasePeer(peer: Peer, sendCancel: boolean): void {
+    const picker = this.host.picker;
+    for (const req of peer.outstanding.values()) {
+      picker.requestCancelled(peer, req.index, req.begin);
+      if (sendCancel && !peer.closed) peer.wire.cancel(req.index, req.begin, req.length);
+    }
+    peer.outstanding.clear();
+  }
+
+  /** The peer rejected one request (BEP 6). */
+  rejected(peer: Peer, index: number, begin: number, length: number): void {
+    const req = peer.outstanding.get(requestKey(index, begin));
+    if (req === undefined || req.length !== length) return;
+    peer.outstanding.delete(requestKey(index, begin));
+    this.host.picker.requestCancelled(peer, index, begin);
+  }
+
+  get piecesInFlight(): number {
+    return this.inFlight.size;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.inFlight.clear();
+    this.suspectBlocks.clear();
+  }
+
+  get blocksPerFullPiece(): number {
+    return this.blocksPerPiece;
+  }
+}

@@ -1,0 +1,91 @@
+import type { PeerAddress } from '../discovery/compact.js';
+
+export interface ClientOptions {
+  /** Listen port; 0 picks a free one. Default 0 (library); the CLI defaults to 6881. */
+  port?: number;
+  /** Listen address. Default '::' (dual-stack), falling back to '0.0.0.0' where IPv6 is unavailable. */
+  host?: string;
+  /** 20-byte peer id; default `-SH0100-` + 12 random bytes. */
+  peerId?: Buffer;
+  /** Name advertised in the BEP 10 handshake (`v`). */
+  clientName?: string;
+  /** Connections across all torrents. Default 200. */
+  maxConnections?: number;
+  /** Connections per torrent. Default 60. */
+  maxPeersPerTorrent?: number;
+  /** Upload and download limits in bytes per second; 0 = unlimited. */
+  uploadLimit?: number;
+  downloadLimit?: number;
+  /** Announce to the torrent's trackers. Default true. */
+  trackers?: boolean;
+  /** Regular upload slots (tit-for-tat); one optimistic slot comes on top. Default 4. */
+  uploadSlots?: number;
+  /** Source address for outgoing connections (bind before connect). */
+  localAddress?: string;
+}
+
+export interface AddOptions {
+  /** Download folder: single-file torrents are saved as `<path>/<name>`, multi-file as `<path>/<name>/…`. */
+  path: string;
+  /** Indices into `meta.files` to download; default all. */
+  selectedFiles?: number[];
+  /** Hash all data on disk instead of trusting resume data. */
+  recheck?: boolean;
+  /** Peers to connect to directly, in addition to trackers. */
+  peers?: PeerAddress[];
+  /** Extra tracker tiers, tried after the torrent's own. */
+  announce?: string[][];
+  /** Keep uploading after the download completes. Default true. */
+  seed?: boolean;
+  /** Resume file location; false disables resume data. */
+  resumeFile?: string | false;
+}
+
+export interface TorrentStats {
+  infoHash: string;
+  name: string;
+  /** Payload bytes received / sent (protocol overhead excluded). */
+  downloaded: number;
+  uploaded: number;
+  /** Bytes per second over the last few seconds. */
+  downloadRate: number;
+  uploadRate: number;
+  /** Verified pieces on disk, out of all pieces and out of the selected ones. */
+  have: number;
+  pieceCount: number;
+  wantedPieces: number;
+  wantedHave: number;
+  /** 0..1 over the selected files. */
+  progress: number;
+  /** Bytes still to download for the selected files. */
+  left: number;
+  peers: number;
+  seeds: number;
+  /** Seconds until done at the current rate; null when unknown or stalled. */
+  eta: number | null;
+  /** Payload bytes received that were discarded (duplicates, unrequested blocks, failed pieces). */
+  wasted: number;
+  hashFails: number;
+  done: boolean;
+  state: TorrentState;
+}
+
+export type TorrentState = 'checking' | 'downloading' | 'seeding' | 'done' | 'error' | 'closed';
+
+export interface PeerStats {
+  address: string;
+  client: string;
+  outbound: boolean;
+  downloaded: number;
+  uploaded: number;
+  downloadRate: number;
+  uploadRate: number;
+  /** Fraction of pieces the peer has. */
+  progress: number;
+  amChoking: boolean;
+  amInterested: boolean;
+  peerChoking: boolean;
+  peerInterested: boolean;
+  outstandingRequests: number;
+  hashFailures: number;
+}

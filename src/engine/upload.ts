@@ -1,0 +1,109 @@
+import { pieceLengthAt, type Metainfo } from '../metainfo/types.js';
+import type { Bitfield } from '../util/bitfield.js';
+import type { Peer } from './peer.js';
+import type { TokenBucket } from './token-bucket.js';
+
+/** Largest block we serve; BEP 3 clients use 16 KiB, some ask for up to 128 KiB. */
+export const MAX_REQUEST_LENGTH = 128 * 1024;
+
+export interface UploadHost {
+  readonly meta: Metainfo;
+  readonly have: Bitfield;
+  readonly uploadBucket: TokenBucket | null;
+  readBlock(index: number, begin: number, length: number): Promise<Buffer>;
+  /** Payload bytes sent to a peer. */
+  uploaded(peer: Peer, bytes: number): void;
+  protocolError(peer: Peer, reason: string): void;
+  /** The peer's request queue is longer than we advertised: it is flooding us. */
+  readonly maxQueuedRequests: number;
+}
+
+/**
+ * Serves peers' requests: validates them, reads from storage (whose piece cache makes consecutive blocks of one
+ * piece a single disk read) and writes them to the socket without copying, pausing while the socket's buffer is full
+ * and while the upload limit is exhausted.
+ */
+export class Uploader {
+  private readonly host: UploadHost;
+
+  constructor(host: UploadHost) {
+    this.host = host;
+  }
+
+  /** Returns false when the request is invalid and the peer should be dropped. */
+  request(peer: Peer, index: number, begin: number, length: number): void {
+    const meta = this.host.meta;
+    if (index >= meta.pieceCount || length === 0 || length > MAX_REQUEST_LENGTH || begin + length > pieceLengthAt(meta, index)) {
+      this.host.protocolError(peer, `requested out-of-range block piece ${index} offset ${begin} length ${length}`);
+      return;
+    }
+    if (peer.amChoking || !this.host.have.get(index)) {
+      // BEP 6: answer with reject so the peer can re-request elsewhere; without it, silently ignore.
+      if (peer.handshake.fast) peer.wire.reject(index, begin, length);
+      return;
+    }
+    if (peer.uploadQueue.length >= this.host.maxQueuedRequests) {
+      if (peer.handshake.fast) peer.wire.reject(index, begin, length);
+      return;
+    }
+    peer.uploadQueue.push({ index, begin, length });
+    if (!peer.serving) void this.serve(peer);
+  }
+
+  cancel(peer: Peer, index: number, begin: number, length: number): void {
+    const q = peer.uploadQueue;
+    for (let i = 0; i < q.length; i++) {
+      const r = q[i]!;
+      if (r.index === index && r.begin === begin && r.length === length) {
+        q.splice(i, 1);
+        return;
+      }
+    }
+  }
+
+  /** We choked the peer: drop its queue (BEP 6 says reject each one explicitly). */
+  choked(peer: Peer): void {
+    if (peer.handshake.fast) for (const r of peer.uploadQueue) peer.wire.reject(r.index, r.begin, r.length);
+    peer.uploadQueue.length = 0;
+  }
+
+  /** Socket drained: continue where serve() stopped. */
+  drained(peer: Peer): void {
+    if (!peer.serving && peer.uploadQueue.length > 0) void this.serve(peer);
+  }
+
+  private async serve(peer: Peer): Promise<void> {
+    peer.serving = true;
+    try {
+      const q = peer.uploadQueue;
+      while (q.length > 0 && !peer.closed && !peer.wire.needsDrain) {
+        const bucket = this.host.uploadBucket;
+        const r = q[0]!;
+        if (bucket) {
+          const wait = bucket.take(r.length);
+          if (wait > 0) await delay(wait);
+          if (peer.closed) return;
+        }
+        if (q[0] !== r) continue; // cancelled while waiting
+        let block: Buffer;
+        try {
+          block = await this.host.readBlock(r.index, r.begin, r.length);
+        } catch (err) {
+          this.host.protocolError(peer, `cannot read piece ${r.index}: ${(err as Error).message}`);
+          return;
+        }
+        if (peer.closed) return;
+        if (q[0] !== r) continue; // cancelled (or choked) while reading
+        q.shift();
+        peer.wire.piece(r.index, r.begin, block);
+        this.host.uploaded(peer, r.length);
+      }
+    } finally {
+      peer.serving = false;
+    }
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.min(ms, 1000)).unref());
+}

@@ -1,0 +1,121 @@
+import { promises as fsp } from 'node:fs';
+import { dirname } from 'node:path';
+import { decode, encode, isDict, type BValue } from '../bencode/index.js';
+import { ShoalError } from '../util/errors.js';
+
+/**
+ * What a file looked like when the resume was saved. A file that did not exist (or was not a regular file)
+ * is recorded as length -1, mtime 0, so "exists now but not then" is a mismatch.
+ */
+export interface FileStamp { length: number; mtime: number }
+
+export const MISSING: FileStamp = Object.freeze({ length: -1, mtime: 0 });
+
+/**
+ * On-disk resume record (bencoded dict):
+ *   version: 1, 'info-hash': 20 bytes, 'piece-length': int, pieces: bitfield bytes (BEP 3 order),
+ *   files: [{ length, mtime (ms, integer) }] one per torrent file, parts: { length, mtime } of the part file.
+ */
+export interface ResumeData {
+  infoHash: Buffer;
+  pieceLength: number;
+  pieces: Buffer;
+  files: FileStamp[];
+  parts: FileStamp;
+}
+
+export const RESUME_VERSION = 1;
+
+export function encodeResume(d: ResumeData): Buffer {
+  return encode({
+    version: RESUME_VERSION,
+    'info-hash': d.infoHash,
+    'piece-length': d.pieceLength,
+    pieces: d.pieces,
+    files: d.files.map((f) => ({ length: f.length, mtime: f.mtime })),
+    parts: { length: d.parts.length, mtime: d.parts.mtime },
+  });
+}
+
+function bad(what: string): never {
+  throw new ShoalError('ESTORAGE', `resume data is corrupt: ${what}`);
+}
+
+function stamp(v: BValue | undefined, what: string): FileStamp {
+  if (!isDict(v)) bad(`${what} is not a dictionary`);
+  const { length, mtime } = v;
+  if (typeof length !== 'number' || typeof mtime !== 'number' || length < -1) bad(`${what} has no valid length/mtime`);
+  return { length, mtime };
+}
+
+/** Parse resume bytes; throws ShoalError ESTORAGE (or EBENCODE) when they are not a valid version-1 record. */
+export function decodeResume(buf: Uint8Array): ResumeData {
+  const v = decode(buf, { maxLength: 64 * 1024 * 1024 });
+  if (!isDict(v)) bad('top level is not a dictionary');
+  if (v['version'] !== RESUME_VERSION) bad(`unsupported version ${String(v['version'])}`);
+  const infoHash = v['info-hash'];
+  const pieceLength = v['piece-length'];
+  const pieces = v['pieces'];
+  const files = v['files'];
+  if (!Buffer.isBuffer(infoHash) || infoHash.length !== 20) bad('info-hash is not 20 bytes');
+  if (typeof pieceLength !== 'number' || pieceLength <= 0) bad('piece-length is not a positive integer');
+  if (!Buffer.isBuffer(pieces)) bad('pieces is not a byte string');
+  if (!Array.isArray(files)) bad('files is not a list');
+  return {
+    infoHash,
+    pieceLength,
+    pieces,
+    files: files.map((f, i) => stamp(f, `files[${i}]`)),
+    parts: v['parts'] === undefined ? MISSING : stamp(v['parts'], 'parts'),
+  };
+}
+
+/** Returns null when the file does not exist; throws when it exists but cannot be read or parsed. */
+export async function loadResumeFile(path: string): Promise<ResumeData | null> {
+  let buf: Buffer;
+  try {
+    buf = await fsp.readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  return decodeResume(buf);
+}
+
+/**
+ * Atomically replace the resume file: write a temp file, fsync it, rename over the old one, fsync the directory.
+ * A crash at any point leaves either the old or the new complete record, never a torn one.
+ * The caller must have made the data files durable before calling, so the record never gets ahead of the data.
+ */
+export async function saveResumeFile(path: string, data: ResumeData): Promise<void> {
+  const dir = dirname(path);
+  await fsp.mkdir(dir, { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fh = await fsp.open(tmp, 'w', 0o644);
+  try {
+    const bytes = encodeResume(data);
+    let off = 0;
+    while (off < bytes.length) {
+      const { bytesWritten } = await fh.write(bytes, off, bytes.length - off, off);
+      if (bytesWritten === 0) throw new Error('short write');
+      off += bytesWritten;
+    }
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  try {
+    await fsp.rename(tmp, path);
+  } catch (err) {
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+  // Make the rename itself durable; some filesystems refuse fsync on directories, which is harmless here.
+  try {
+    const d = await fsp.open(dir, 'r');
+    try { await d.sync(); } finally { await d.close(); }
+  } catch { /* best effort */ }
+}

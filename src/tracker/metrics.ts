@@ -1,0 +1,97 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AnnounceEvent, StoreStats } from './swarm-store.js';
+
+export type Protocol = 'http' | 'udp';
+
+const EVENTS: AnnounceEvent[] = ['none', 'started', 'completed', 'stopped', 'paused'];
+
+interface Inc { inc(n?: number): void }
+
+/**
+ * One prom-client Registry per server: several trackers may live in one process (tests, embedded
+ * seeding) and the global default registry would mix or reject their metrics.
+ * Label children are bound up front so the UDP hot path increments without hashing label sets.
+ */
+export class TrackerMetrics {
+  readonly registry = new Registry();
+  private readonly announceChildren: Record<Protocol, Record<AnnounceEvent, Inc>>;
+  private readonly connects: Inc;
+  private readonly scrapes: Record<Protocol, Inc>;
+  private readonly errors: Counter<'protocol' | 'reason'>;
+  private readonly dropped: Counter<'protocol' | 'reason'>;
+  /** Announces since start, for the announces/s figure in /stats. */
+  announcesTotal = 0;
+  private readonly window: number[] = [];
+  private readonly rateTimer: NodeJS.Timeout;
+
+  constructor(statsSource: () => Promise<StoreStats>) {
+    const announces = new Counter({
+      name: 'shoal_tracker_announces_total', help: 'Announce requests served, by protocol and event',
+      labelNames: ['protocol', 'event'] as const, registers: [this.registry],
+    });
+    const bind = (p: Protocol): Record<AnnounceEvent, Inc> =>
+      Object.fromEntries(EVENTS.map((e) => [e, announces.labels(p, e)])) as Record<AnnounceEvent, Inc>;
+    this.announceChildren = { http: bind('http'), udp: bind('udp') };
+    const scrapes = new Counter({
+      name: 'shoal_tracker_scrapes_total', help: 'Scrape requests served, by protocol',
+      labelNames: ['protocol'] as const, registers: [this.registry],
+    });
+    this.scrapes = { http: scrapes.labels('http'), udp: scrapes.labels('udp') };
+    this.errors = new Counter({
+      name: 'shoal_tracker_errors_total', help: 'Requests answered with a failure reason / error action, by protocol and reason',
+      labelNames: ['protocol', 'reason'] as const, registers: [this.registry],
+    });
+    this.dropped = new Counter({
+      name: 'shoal_tracker_dropped_total', help: 'Requests dropped without an answer (rate limit, garbage), by protocol and reason',
+      labelNames: ['protocol', 'reason'] as const, registers: [this.registry],
+    });
+    this.connects = new Counter({
+      name: 'shoal_tracker_udp_connects_total', help: 'UDP connect requests answered',
+      registers: [this.registry],
+    });
+    // Gauges read the store when scraped, so they are right in Redis mode across instances too.
+    let cached: Promise<StoreStats> | undefined;
+    const read = (): Promise<StoreStats> => {
+      cached ??= statsSource().finally(() => { setTimeout(() => { cached = undefined; }, 0).unref(); });
+      return cached;
+    };
+    const gauge = (name: string, help: string, pick: (s: StoreStats) => number): void => {
+      new Gauge({
+        name, help, registers: [this.registry],
+        async collect() {
+          try { this.set(pick(await read())); } catch { /* storage down: keep last value */ }
+        },
+      });
+    };
+    gauge('shoal_tracker_swarms', 'Swarms (info-hashes) with state', (s) => s.swarms);
+    gauge('shoal_tracker_seeds', 'Seeding peers across swarms', (s) => s.seeds);
+    gauge('shoal_tracker_leechers', 'Leeching peers across swarms', (s) => s.leechers);
+    collectDefaultMetrics({ register: this.registry, prefix: 'shoal_tracker_' });
+    this.rateTimer = setInterval(() => {
+      this.window.push(this.announcesTotal);
+      if (this.window.length > 11) this.window.shift();
+    }, 1000);
+    this.rateTimer.unref();
+  }
+
+  announce(protocol: Protocol, event: AnnounceEvent): void {
+    this.announcesTotal++;
+    this.announceChildren[protocol][event].inc();
+  }
+
+  scrape(protocol: Protocol): void { this.scrapes[protocol].inc(); }
+  error(protocol: Protocol, reason: string): void { this.errors.labels(protocol, reason).inc(); }
+  drop(protocol: Protocol, reason: string): void { this.dropped.labels(protocol, reason).inc(); }
+  connect(): void { this.connects.inc(); }
+
+  /** Average over the last (up to) 10 seconds. */
+  announcesPerSecond(): number {
+    const w = this.window;
+    if (w.length === 0) return 0;
+    const first = w[0]!;
+    const secs = w.length;
+    return Math.round(((this.announcesTotal - first) / secs) * 10) / 10;
+  }
+
+  close(): void { clearInterval(this.rateTimer); }
+}

@@ -1,0 +1,225 @@
+import type net from 'node:net';
+import { encode } from '../bencode/index.js';
+import { ShoalError } from '../util/errors.js';
+import {
+  CHOKE, HAVE_ALL, HAVE_NONE, INTERESTED, KEEP_ALIVE, NOT_INTERESTED, UNCHOKE,
+  encodeBitfield, encodeBlockMessage, encodeExtended, encodeIndexMessage, encodePieceHeader, encodePort,
+} from './encode.js';
+import { formatAddress } from './handshake.js';
+import { MessageParser } from './parser.js';
+import { MessageId, type WireHandler } from './types.js';
+
+export interface PeerWireOptions {
+  /** BEP 6 negotiated by both sides. */
+  fast: boolean;
+  /** BEP 10 negotiated by both sides. */
+  extended: boolean;
+  /** Bytes that arrived after the handshake (from readHandshake / connectPeer). */
+  rest?: Buffer;
+  maxMessageLength?: number;
+  maxBlockLength?: number;
+  /** Send a keep-alive after this long without sending anything (default 60 s). */
+  keepAliveMs?: number;
+  /** Close with ETIMEOUT if nothing arrives for this long (default 150 s). */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * One peer connection after the handshake: sends messages and feeds received bytes to a MessageParser.
+ * Send methods are no-ops after destroy(). Protocol violations, socket errors, close and idle timeout all end
+ * in destroy(), which calls handler.onClose exactly once.
+ */
+export class PeerWire {
+  /** All bytes received / sent on this wire after the handshake, protocol overhead included. */
+  bytesReceived = 0;
+  bytesSent = 0;
+  /** BEP 6 / BEP 10 negotiated (as passed in the options). */
+  readonly fastEnabled: boolean;
+  readonly extendedEnabled: boolean;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** Exposed for diagnostics and bounds checks; do not push into it. */
+  readonly parser: MessageParser;
+
+  private readonly socket: net.Socket;
+  private readonly handler: WireHandler;
+  private readonly keepAliveMs: number;
+  private readonly idleTimeoutMs: number;
+  private readonly where: string;
+  private destroyed = false;
+  private timer: NodeJS.Timeout | null = null;
+  // Timestamps are only taken in the periodic check: per-message work is just the byte counters.
+  private checkedReceived = -1;
+  private checkedSent = -1;
+  private lastReceiveAt = 0;
+  private lastSendAt = 0;
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.bytesReceived += chunk.length;
+    try {
+      this.parser.push(chunk);
+    } catch (err) {
+      this.destroy(err as Error);
+    }
+  };
+  private readonly onSocketError = (err: Error): void => {
+    this.destroy(new ShoalError('EWIRE', `connection to peer ${this.where} failed: ${err.message}`, { cause: err }));
+  };
+  private readonly onSocketClose = (): void => this.destroy();
+  private readonly onSocketDrain = (): void => this.handler.onDrain?.();
+
+  constructor(socket: net.Socket, handler: WireHandler, opts: PeerWireOptions) {
+    this.socket = socket;
+    this.handler = handler;
+    this.fastEnabled = opts.fast;
+    this.extendedEnabled = opts.extended;
+    this.keepAliveMs = opts.keepAliveMs ?? 60_000;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 150_000;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.where = formatAddress(this.remoteAddress, this.remotePort);
+    this.parser = new MessageParser(handler, {
+      maxMessageLength: opts.maxMessageLength,
+      maxBlockLength: opts.maxBlockLength,
+      fast: opts.fast,
+      extended: opts.extended,
+      onError: (err) => this.destroy(new ShoalError('EWIRE', `${err.message} [peer ${this.where}]`, { cause: err })),
+    });
+    socket.setNoDelay(true);
+    // Paused before the 'data' listener goes on, so buffered bytes cannot overtake `rest` (resumed below).
+    socket.pause();
+    socket.on('error', this.onSocketError);
+    socket.on('close', this.onSocketClose);
+    socket.on('end', this.onSocketClose);
+    socket.on('drain', this.onSocketDrain);
+    socket.on('data', this.onData);
+
+    const now = Date.now();
+    this.lastReceiveAt = now;
+    this.lastSendAt = now;
+    const period = Math.max(10, Math.min(this.keepAliveMs, this.idleTimeoutMs) / 4);
+    this.timer = setInterval(() => this.checkTimers(), period);
+    this.timer.unref();
+
+    // Deliver leftover handshake bytes after the constructor returns (the owner has not stored us yet),
+    // and only then let the socket flow, so message order is kept.
+    const rest = opts.rest;
+    process.nextTick(() => {
+      if (this.destroyed) return;
+      if (rest !== undefined && rest.length > 0) this.onData(rest);
+      if (!this.destroyed) socket.resume();
+    });
+    if (socket.destroyed) process.nextTick(() => this.destroy());
+  }
+
+  get needsDrain(): boolean { return this.socket.writableNeedDrain; }
+  get isDestroyed(): boolean { return this.destroyed; }
+
+  cork(): void { this.socket.cork(); }
+  uncork(): void { this.socket.uncork(); }
+
+  choke(): void { this.send(CHOKE); }
+  unchoke(): void { this.send(UNCHOKE); }
+  interested(): void { this.send(INTERESTED); }
+  notInterested(): void { this.send(NOT_INTERESTED); }
+  have(index: number): void { this.send(encodeIndexMessage(MessageId.Have, index)); }
+  /** Copies `bits`, so the caller may keep mutating its bitfield. */
+  bitfield(bits: Buffer): void { this.send(encodeBitfield(bits)); }
+  request(index: number, begin: number, length: number): void {
+    this.send(encodeBlockMessage(MessageId.Request, index, begin, length));
+  }
+  cancel(index: number, begin: number, length: number): void {
+    this.send(encodeBlockMessage(MessageId.Cancel, index, begin, length));
+  }
+  port(p: number): void { this.send(encodePort(p)); }
+  keepAlive(): void { this.send(KEEP_ALIVE); }
+
+  /**
+   * Sends a block without copying it: the socket holds `block` until written, so do not modify it meanwhile.
+   * Returns false when the socket wants a drain (handler.onDrain follows).
+   */
+  piece(index: number, begin: number, block: Buffer): boolean {
+    if (this.destroyed) return false;
+    const s = this.socket;
+    s.cork();
+    s.write(encodePieceHeader(index, begin, block.length));
+    const ok = s.write(block);
+    s.uncork();
+    this.bytesSent += 13 + block.length;
+    return ok;
+  }
+
+  // BEP 6
+  suggest(index: number): void { this.needFast('suggest'); this.send(encodeIndexMessage(MessageId.Suggest, index)); }
+  haveAll(): void { this.needFast('have all'); this.send(HAVE_ALL); }
+  haveNone(): void { this.needFast('have none'); this.send(HAVE_NONE); }
+  reject(index: number, begin: number, length: number): void {
+    this.needFast('reject');
+    this.send(encodeBlockMessage(MessageId.Reject, index, begin, length));
+  }
+  allowedFast(index: number): void {
+    this.needFast('allowed fast');
+    this.send(encodeIndexMessage(MessageId.AllowedFast, index));
+  }
+
+  // BEP 10
+  extendedHandshake(dict: Record<string, unknown>): void {
+    this.needExtended();
+    this.send(encodeExtended(0, encode(dict)));
+  }
+  extended(id: number, payload: Buffer): void {
+    this.needExtended();
+    if (!Number.isInteger(id) || id < 1 || id > 255) throw new RangeError(`extended message id ${id} is not in 1..255`);
+    this.send(encodeExtended(id, payload));
+  }
+
+  /** Idempotent. Closes the socket and calls handler.onClose(err) once. */
+  destroy(err?: Error): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.parser.stop();
+    if (this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+    this.socket.off('data', this.onData);
+    this.socket.off('drain', this.onSocketDrain);
+    // The error listener stays: a destroyed socket may still report a pending write failure.
+    this.socket.destroy();
+    this.handler.onClose(err);
+  }
+
+  private send(buf: Buffer): boolean {
+    if (this.destroyed) return false;
+    this.bytesSent += buf.length;
+    return this.socket.write(buf);
+  }
+
+  private needFast(what: string): void {
+    if (!this.fastEnabled) throw new Error(`cannot send ${what}: the fast extension was not negotiated with ${this.where}`);
+  }
+
+  private needExtended(): void {
+    if (!this.extendedEnabled) throw new Error(`cannot send an extended message: BEP 10 was not negotiated with ${this.where}`);
+  }
+
+  private checkTimers(): void {
+    if (this.destroyed) return;
+    const now = Date.now();
+    if (this.bytesReceived !== this.checkedReceived) {
+      this.checkedReceived = this.bytesReceived;
+      this.lastReceiveAt = now;
+    } else if (now - this.lastReceiveAt >= this.idleTimeoutMs) {
+      this.destroy(new ShoalError('ETIMEOUT', `peer ${this.where} sent nothing for ${now - this.lastReceiveAt} ms`));
+      return;
+    }
+    if (this.bytesSent !== this.checkedSent) {
+      this.checkedSent = this.bytesSent;
+      this.lastSendAt = now;
+    } else if (now - this.lastSendAt >= this.keepAliveMs) {
+      this.keepAlive();
+      this.checkedSent = this.bytesSent;
+      this.lastSendAt = now;
+    }
+  }
+}
