@@ -177,6 +177,7 @@ export function run(cmd: string, args: string[], opts: { timeoutMs?: number; all
       if (code !== 0 && !opts.allowFail) reject(new Error(`${cmd} ${args.join(' ')} exited with ${code}: ${stderr.trim().slice(-500)}`));
       else resolve({ code, stdout, stderr });
     });
+    c.stdin.on('error', () => {}); // the command may exit without reading its input
     c.stdin.end(opts.input ?? '');
   });
 }

@@ -2,7 +2,7 @@
 // machine's SHA-1 rate × cores, measured in the same run.
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { fmtSize, warmCache, writeRandomFile } from '../lib/data.js';
 import { DIST_BENCH, ROOT } from '../lib/engines.js';
 import { Proc } from '../lib/proc.js';
@@ -26,19 +26,18 @@ function commandFor(tool: Creator, file: string, piece: number, out: string, cor
   }
 }
 
-async function timeOne(tool: Creator, file: string, piece: number, out: string, cores: number): Promise<CreateRun & { size?: number }> {
+async function timeOne(tool: Creator, file: string, piece: number, out: string, cores: number, workDir: string): Promise<CreateRun> {
   const [cmd, args] = commandFor(tool, file, piece, out, cores);
   await rm(out, { force: true });
+  // GNU time reports the exact rusage of the exited process (CPU and peak RSS), which sampling cannot.
+  const timeFile = join(workDir, 'create.time');
   const t0 = performance.now();
-  const p = new Proc(`create ${tool}`, cmd, args);
-  // CPU must be read before the process is reaped: sample until it exits.
-  let cpu = 0;
-  const timer = setInterval(() => { const c = p.cpu(); if (Number.isFinite(c)) cpu = c; }, 50);
+  const p = new Proc(`create ${tool}`, '/usr/bin/time', ['-f', '%U %S %M', '-o', timeFile, cmd, ...args]);
   const code = await p.exited;
-  clearInterval(timer);
   const seconds = (performance.now() - t0) / 1000;
   if (code !== 0) throw new Error(`${tool} exited with ${code}: ${p.stderr.trim().slice(-400)}`);
-  return { seconds, mbps: 0, cpuSeconds: cpu, peakRssMiB: p.peakRssKiB / 1024 };
+  const [user, sys, maxKiB] = (await readFile(timeFile, 'utf8')).trim().split('\n').at(-1)!.split(' ').map(Number);
+  return { seconds, mbps: 0, cpuSeconds: user! + sys!, peakRssMiB: maxKiB! / 1024 };
 }
 
 export async function runCreateScenario(o: CreateOptions): Promise<CreateResult[]> {
@@ -56,7 +55,7 @@ export async function runCreateScenario(o: CreateOptions): Promise<CreateResult[
         await warmCache(file);
         const out = join(o.workDir, `create-${r.tool}.torrent`);
         try {
-          const x = await timeOne(r.tool, file, o.pieceLength, out, o.cores);
+          const x = await timeOne(r.tool, file, o.pieceLength, out, o.cores, o.workDir);
           x.mbps = o.size / 1e6 / x.seconds;
           r.runs.push(x);
           o.log(`[create ${r.tool} run ${run}/${o.runs}] ${x.seconds.toFixed(2)} s, ${x.mbps.toFixed(0)} MB/s = ${(x.mbps / ceiling * 100).toFixed(0)}% of SHA-1 × ${o.cores} cores, CPU ${x.cpuSeconds.toFixed(2)} s`);

@@ -12,6 +12,11 @@ import type { Proc } from '../lib/proc.js';
 import { percentile } from '../lib/stats.js';
 
 const PORT = 6881;
+/**
+ * Share of all cores used by the benchmark's own processes above which a run counts as CPU-bound.
+ * Kernel networking work done in softirq context is partly charged to no process, hence below 1.
+ */
+const SATURATED = 0.75;
 /** tbf counts whole Ethernet frames; TCP payload per full frame is 1448 of 1514 bytes (MTU 1500, timestamps on). */
 export const TBF_PAYLOAD_FRACTION = 1448 / 1514;
 
@@ -29,7 +34,10 @@ export interface SwarmResult {
   cpuBusy: number;
   /** CPU seconds used by the benchmark's own processes ÷ (wall seconds × cores). */
   cpuShareOurs: number;
+  /** The engines themselves used most of the cores: times measure CPU, not distribution. */
   saturated: boolean;
+  /** The machine was busy (also with other users' work) most of the run. */
+  contended: boolean;
 }
 
 export interface SwarmOptions { engine: EngineName; peers: number; rate: string; size: number; pieceLength: number; workDir: string; log: (m: string) => void }
@@ -68,7 +76,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
   const base: SwarmResult = {
     engine: o.engine, peers: o.peers, rate: o.rate, size: o.size, pieceLength: o.pieceLength, ok: false, completions: [],
     lastSeconds: NaN, floorSeconds: floor, floorEffectiveSeconds: floorEff, ratioToFloor: NaN, ratioToEffectiveFloor: NaN,
-    originCopies: null, spread: { first: NaN, median: NaN, p90: NaN, last: NaN }, cpuBusy: NaN, cpuShareOurs: NaN, saturated: false,
+    originCopies: null, spread: { first: NaN, median: NaN, p90: NaN, last: NaN }, cpuBusy: NaN, cpuShareOurs: NaN, saturated: false, contended: false,
   };
   const ownNet = !net;
   const procs: Proc[] = [];
@@ -121,9 +129,9 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
       ...base, ok: true, completions, lastSeconds: last, ratioToFloor: last / floor, ratioToEffectiveFloor: last / floorEff,
       originCopies: typeof st?.uploaded === 'number' ? st.uploaded / o.size : null,
       spread: { first: completions[0]!, median: percentile(completions, 0.5), p90: percentile(completions, 0.9), last },
-      cpuBusy: busy, cpuShareOurs: cpuOurs / (wall * cores), saturated: busy > 0.9,
+      cpuBusy: busy, cpuShareOurs: cpuOurs / (wall * cores), saturated: cpuOurs / (wall * cores) > SATURATED, contended: busy > 0.9,
     };
-    o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU busy ${(busy * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}`);
+    o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU ours ${(r.cpuShareOurs * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}, machine busy ${(busy * 100).toFixed(0)}%${r.contended && !r.saturated ? ' (shared with other work)' : ''}`);
     return r;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);

@@ -78,6 +78,7 @@ export class Announcer extends EventEmitter {
   private timerDue = 0;
   private inflight: Promise<void> | undefined;
   private rerun = false;
+  private nowRequested = false;
   private roundAbort: AbortController | undefined;
   private failures = 0;
   private lastSuccessAt = 0;
@@ -130,6 +131,8 @@ export class Announcer extends EventEmitter {
   /** Ask for peers soon: now if the tracker's min interval has passed, else as soon as it has. */
   announceNow(): void {
     if (!this.started || this.stopping) return;
+    // Decide once the round in flight has updated the min interval.
+    if (this.inflight) { this.nowRequested = true; return; }
     const earliest = this.lastSuccessAt + this.lastMinIntervalSec * 1000;
     const wait = earliest - Date.now();
     if (wait <= 0 || this.lastSuccessAt === 0) this.trigger();
@@ -155,7 +158,7 @@ export class Announcer extends EventEmitter {
       const t = setTimeout(() => ac.abort(new Error('stop deadline')), STOP_WAIT_MS);
       t.unref();
       await Promise.allSettled(contacted.map((url) =>
-        this.announceTo(url, 'stopped', ac.signal, Math.min(this.opts.timeoutMs ?? 15_000, STOP_WAIT_MS))));
+        this.announceTo(url, 'stopped', ac.signal, this.opts.getStats(), Math.min(this.opts.timeoutMs ?? 15_000, STOP_WAIT_MS))));
       clearTimeout(t);
     }
     await this.udpClient?.close();
@@ -168,7 +171,10 @@ export class Announcer extends EventEmitter {
     this.clearTimer();
     this.inflight = this.round().finally(() => {
       this.inflight = undefined;
-      if (this.rerun && !this.stopping) { this.rerun = false; this.trigger(); }
+      if (this.stopping) return;
+      const now = this.nowRequested;
+      this.nowRequested = false;
+      if (this.rerun) { this.rerun = false; this.trigger(); } else if (now) this.announceNow();
     });
   }
 
@@ -198,18 +204,22 @@ export class Announcer extends EventEmitter {
         const url = tier[i]!;
         const st = this.state.get(url)!;
         const event: AnnounceEvent | undefined = st.contacted ? this.pendingEvent : 'started';
+        const stats = this.opts.getStats();
         let res: AnnounceResult;
         try {
-          res = await this.announceTo(url, event, ac.signal);
+          res = await this.announceTo(url, event, ac.signal, stats);
         } catch (e) {
           if (ac.signal.aborted || this.stopping) return;
           this.emitError(e, url);
           continue;
         }
         if (ac.signal.aborted || this.stopping) return;
-        this.onSuccess(url, st, res);
+        // `completed` is delivered by sending it, or by a `started` that already said left=0; a complete()
+        // that arrived while an ordinary announce was in flight stays pending for the rerun.
+        if (event === 'completed' || (event === 'started' && stats.left === 0)) this.pendingEvent = undefined;
         tier.splice(i, 1);
         tier.unshift(url);
+        this.onSuccess(url, st, res);
         return;
       }
     }
@@ -222,14 +232,13 @@ export class Announcer extends EventEmitter {
     st.contacted = true;
     if (res.trackerId !== undefined) st.trackerId = res.trackerId;
     st.minInterval = res.minInterval;
-    // Whatever we sent (started with left=0, or completed) has told this tracker we are done.
-    this.pendingEvent = undefined;
     this.failures = 0;
     this.lastSuccessAt = Date.now();
     const floor = this.floorSec();
     this.lastMinIntervalSec = this.opts.minIntervalOverride ?? Math.max(floor, res.minInterval ?? 0);
     const interval = Math.min(Math.max(res.interval, this.lastMinIntervalSec), MAX_INTERVAL_SEC);
     this.schedule(interval * 1000);
+    // State is settled before listeners run, so a throwing listener cannot leave the announcer half-updated.
     const info: AnnounceResponseInfo = { url, interval: res.interval, peers: res.peers.length };
     if (res.minInterval !== undefined) info.minInterval = res.minInterval;
     if (res.complete !== undefined) info.complete = res.complete;
@@ -245,9 +254,9 @@ export class Announcer extends EventEmitter {
     this.emit('error', err as ShoalError, url);
   }
 
-  private announceTo(url: string, event: AnnounceEvent | undefined, signal: AbortSignal, timeoutMs?: number): Promise<AnnounceResult> {
+  private announceTo(url: string, event: AnnounceEvent | undefined, signal: AbortSignal, stats: AnnouncerStats,
+    timeoutMs?: number): Promise<AnnounceResult> {
     const st = this.state.get(url)!;
-    const stats = this.opts.getStats();
     const params: AnnounceParams = {
       infoHash: this.opts.infoHash,
       peerId: this.opts.peerId,

@@ -218,23 +218,27 @@ export class UdpTrackerClient {
     build: (connId: Buffer, txn: number) => Buffer, signal: AbortSignal | undefined): Promise<Buffer> {
     const key = `${target.ip}|${target.port}`;
     let timeouts = 0;
+    // A freshly obtained id is used at once even if the TTL is tiny, so connect can never loop by itself.
+    let fresh: Buffer | undefined;
     for (;;) {
       if (this.closed) throw trackerError(target.label, 'UDP tracker client closed');
       const timeoutMs = this.baseTimeoutMs * 2 ** timeouts;
-      const conn = this.connections.get(key);
+      const cached = this.connections.get(key);
+      const connId = fresh ?? (cached !== undefined && cached.expires > Date.now() ? cached.id : undefined);
+      fresh = undefined;
       const txn = this.newTxn();
-      const connected = conn !== undefined && conn.expires > Date.now();
       try {
-        if (!connected) {
+        if (!connId) {
           const req = Buffer.alloc(16);
           req.writeBigUInt64BE(PROTOCOL_ID, 0);
           req.writeUInt32BE(ACTION_CONNECT, 8);
           req.writeUInt32BE(txn, 12);
           const res = await this.exchange(target, req, txn, ACTION_CONNECT, 16, timeoutMs, signal);
-          this.connections.set(key, { id: Buffer.from(res.subarray(8, 16)), expires: Date.now() + this.ttlMs });
+          fresh = Buffer.from(res.subarray(8, 16));
+          this.connections.set(key, { id: fresh, expires: Date.now() + this.ttlMs });
           continue;
         }
-        return await this.exchange(target, build(conn.id, txn), txn, action, minLength, timeoutMs, signal);
+        return await this.exchange(target, build(connId, txn), txn, action, minLength, timeoutMs, signal);
       } catch (e) {
         if (!(e instanceof Timeout)) {
           // An error packet may mean the tracker forgot our connection id (e.g. it restarted).
@@ -242,9 +246,9 @@ export class UdpTrackerClient {
           throw e;
         }
         // Silence after a request is also what a tracker does with a stale connection id: reconnect next time.
-        if (connected) this.connections.delete(key);
+        if (connId) this.connections.delete(key);
         if (++timeouts >= this.maxTries) {
-          throw trackerError(target.label, `no response after ${timeouts} tries (${connected ? 'request' : 'connect'} timed out)`);
+          throw trackerError(target.label, `no response after ${timeouts} tries (${connId ? 'request' : 'connect'} timed out)`);
         }
       }
     }

@@ -1,5 +1,5 @@
 import { pieceHashAt, pieceLengthAt, type Metainfo } from '../metainfo/types.js';
-import { sha1, sha1Async } from '../util/sha1.js';
+import { sha1, sha1Transfer } from '../util/sha1.js';
 import { BLOCK_SIZE } from '../wire/types.js';
 import type { PiecePicker } from './piece-picker.js';
 import { requestKey, type Peer } from './peer.js';
@@ -23,9 +23,12 @@ export interface DownloadHost {
 
 interface InFlightPiece {
   buffer: Buffer;
+  /** Blocks being copied into `buffer` right now; a buffer goes back to the pool only when this is 0. */
+  copying: number;
   /** Who delivered each block, for attributing a failed hash. */
   senders: (Peer | undefined)[];
   verifying: boolean;
+  verifyWhenIdle: boolean;
 }
 
 /** Requests kept in flight per peer: the bandwidth–delay product, measured, within these bounds. */
@@ -34,7 +37,9 @@ const MAX_QUEUE = 2000;
 /** Seconds of the peer's measured rate to keep requested (libtorrent calls this request_queue_time). */
 const QUEUE_SECONDS = 0.5;
 /** Refill when the queue falls this many blocks below target, so requests go out in batches. */
-const REFILL_SLACK = 4;
+const REFILL_SLACK = 16;
+/** Piece buffers kept for reuse: fresh 1 MiB buffers cost page faults and GC pressure on every piece. */
+const POOL_MAX = 32;
 
 /**
  * Block-level downloading: sizes each peer's request pipeline, hands the parser the buffer each block goes into,
@@ -48,6 +53,8 @@ export class Downloader {
   private readonly suspectBlocks = new Map<number, { peer: Peer; hash: Buffer }[]>();
   private readonly blocksPerPiece: number;
   private closed = false;
+  private readonly pool: Buffer[] = [];
+  private requestScratch = new Uint32Array(3 * 64);
 
   constructor(host: DownloadHost) {
     this.host = host;
@@ -75,26 +82,45 @@ export class Downloader {
       if (affordable <= 0) return;
       want = Math.min(want, affordable);
     }
-    const wire = peer.wire;
-    wire.cork();
-    try {
-      this.host.picker.pick(peer, peer.isSeed ? null : peer.bits, peer.isSeed, want, (index, begin, length) => {
-        if (!this.inFlight.has(index)) this.startPiece(index);
-        peer.outstanding.set(requestKey(index, begin), { index, begin, length });
-        bucket?.take(length);
-        wire.request(index, begin, length);
-      }, choked ? peer.allowedFast : undefined);
-    } finally {
-      wire.uncork();
-    }
+    if (this.requestScratch.length < 3 * want) this.requestScratch = new Uint32Array(3 * want);
+    const scratch = this.requestScratch;
+    let n = 0;
+    this.host.picker.pick(peer, peer.isSeed ? null : peer.bits, peer.isSeed, want, (index, begin, length) => {
+      if (!this.inFlight.has(index)) this.startPiece(index);
+      peer.outstanding.set(requestKey(index, begin), { index, begin, length });
+      bucket?.take(length);
+      scratch[3 * n] = index;
+      scratch[3 * n + 1] = begin;
+      scratch[3 * n + 2] = length;
+      n++;
+    }, choked ? peer.allowedFast : undefined);
+    peer.wire.requests(scratch, n);
   }
 
   private startPiece(index: number): InFlightPiece {
     const length = pieceLengthAt(this.host.meta, index);
-    // allocUnsafeSlow: a piece is large and long-lived; it should not pin Node's shared slab.
-    const p: InFlightPiece = { buffer: Buffer.allocUnsafeSlow(length), senders: new Array(Math.ceil(length / BLOCK_SIZE)), verifying: false };
+    const p: InFlightPiece = { buffer: this.allocate(length), copying: 0, senders: new Array(Math.ceil(length / BLOCK_SIZE)), verifying: false, verifyWhenIdle: false };
     this.inFlight.set(index, p);
     return p;
+  }
+
+  /**
+   * Piece buffers own their ArrayBuffer (so it can move to a hash worker and back) and are reused so the
+   * kernel need not fault in and zero fresh pages for every piece.
+   */
+  private allocate(length: number): Buffer {
+    const full = this.host.meta.pieceLength;
+    if (length === full) {
+      const b = this.pool.pop();
+      if (b) return b;
+    }
+    return Buffer.allocUnsafeSlow(length);
+  }
+
+  private release(piece: InFlightPiece): void {
+    if (piece.copying === 0 && piece.buffer.length === this.host.meta.pieceLength && this.pool.length < POOL_MAX && !this.closed) {
+      this.pool.push(piece.buffer);
+    }
   }
 
   /** Parser asks where a block goes: only blocks we requested from this peer are accepted. */
@@ -102,14 +128,26 @@ export class Downloader {
     const req = peer.outstanding.get(requestKey(index, begin));
     if (req === undefined || req.length !== length) return null;
     const piece = this.inFlight.get(index);
-    if (piece === undefined || piece.verifying) return null;
+    if (piece === undefined || piece.verifying || piece.senders[begin / BLOCK_SIZE] !== undefined) return null;
+    piece.copying++;
+    peer.copyTarget = piece;
     return piece.buffer.subarray(begin, begin + length);
   }
 
   /** A block finished arriving. Returns true when it was useful. */
   blockReceived(peer: Peer, index: number, begin: number, length: number): boolean {
     const key = requestKey(index, begin);
-    if (!peer.outstanding.delete(key)) {
+    const target = peer.copyTarget as InFlightPiece | null;
+    if (target !== null) {
+      peer.copyTarget = null;
+      target.copying--;
+      // A complete piece waits for late duplicate copies to finish before it is hashed (see verify()).
+      if (target.copying === 0 && target.verifyWhenIdle) void this.verify(index, target);
+    }
+    const wasOutstanding = peer.outstanding.delete(key);
+    if (!wasOutstanding || target === null) {
+      // Requested but not copied (the piece was already complete): release the picker's record of the request.
+      if (wasOutstanding) this.host.picker.requestCancelled(peer, index, begin);
       this.host.addWasted(length);
       return false;
     }
@@ -133,16 +171,24 @@ export class Downloader {
         }
       }
     }
-    if (picker.isPieceComplete(index)) void this.verify(index, piece);
+    if (picker.isPieceComplete(index)) {
+      if (piece.copying === 0) void this.verify(index, piece);
+      else piece.verifyWhenIdle = true;
+    }
     return true;
   }
 
   private async verify(index: number, piece: InFlightPiece): Promise<void> {
+    if (piece.verifying) return;
     piece.verifying = true;
+    piece.verifyWhenIdle = false;
     const host = this.host;
     let ok: boolean;
     try {
-      ok = (await sha1Async(piece.buffer)).equals(pieceHashAt(host.meta, index));
+      // The buffer travels to the hash worker and back; nothing may touch it meanwhile (copying is 0 here).
+      const r = await sha1Transfer(piece.buffer);
+      piece.buffer = r.data;
+      ok = r.digest.equals(pieceHashAt(host.meta, index));
     } catch (err) {
       ok = false;
     }
@@ -152,6 +198,7 @@ export class Downloader {
       const contributors = new Set<Peer>();
       for (const p of piece.senders) if (p) contributors.add(p);
       this.inFlight.delete(index);
+      this.release(piece);
       host.addWasted(piece.buffer.length);
       host.pieceFailed(index, contributors);
       return;
@@ -165,6 +212,7 @@ export class Downloader {
       return;
     }
     this.inFlight.delete(index);
+    this.release(piece);
     if (!this.closed) host.pieceVerified(index);
   }
 
@@ -219,6 +267,7 @@ export class Downloader {
     this.closed = true;
     this.inFlight.clear();
     this.suspectBlocks.clear();
+    this.pool.length = 0;
   }
 
   get blocksPerFullPiece(): number {

@@ -63,6 +63,8 @@ export class Peer {
   /** Time the last requested block arrived, to find snubbing peers. */
   lastBlockAt = Date.now();
   hashFailures = 0;
+  /** The in-flight piece a block is being copied into right now (owned by the downloader). */
+  copyTarget: object | null = null;
   snubbed = false;
   closed = false;
 

@@ -122,8 +122,11 @@ export class PiecePicker {
   private readonly pieces = new Map<number, Piece>();
   /** ACTIVE pieces in the order they were started: oldest first, to finish what was started. */
   private readonly active = new Set<Piece>();
-  /** Pieces a peer has (or had) requests in, so peerGone need not scan every in-flight piece. */
-  private peerPieces = new WeakMap<PeerKey, Set<number>>();
+  /**
+   * Per peer: piece -> number of its outstanding requests there, kept exact so the map stays as small as
+   * the peer's request pipeline and peerGone need not scan every in-flight piece.
+   */
+  private readonly peerPieces = new WeakMap<PeerKey, Map<number, number>>();
 
   constructor(opts: PickerOptions, have: Bitfield, wanted: Bitfield) {
     const n = opts.pieceCount;
@@ -206,7 +209,7 @@ export class PiecePicker {
     out: (index: number, begin: number, length: number) => void, allowedFast?: ReadonlySet<number>): number {
     if (max <= 0 || this.missing === 0) return 0;
     const bits = isSeed ? null : peerBits;
-    if (!isSeed && !bits) return 0;
+    if (bits === null ? !isSeed : bits.empty) return 0;
     let n = 0;
     if (this.freeWanted > 0) {
       for (const p of this.active) {
@@ -233,12 +236,14 @@ export class PiecePicker {
     const b = this.blockOf(p, begin);
     if (!p || b < 0) return false;
     if (p.state[b] !== REQUESTED) {
-      p.removeRequester(b, peer);   // a late endgame duplicate: it is no longer in flight
+      // A late endgame duplicate: it is no longer in flight.
+      if (p.removeRequester(b, peer)) this.releaseNote(peer, index);
       return false;
     }
     // Only the peers we asked may fill a block: unrequested data is not evidence of anything and would
     // let a peer inject blocks into pieces others are sending.
     if (!p.removeRequester(b, peer)) return false;
+    this.releaseNote(peer, index);
     p.state[b] = RECEIVED;
     p.from[b] = peer;
     if (++p.received === p.blocks) {
@@ -252,15 +257,16 @@ export class PiecePicker {
     const p = this.pieces.get(index);
     const b = this.blockOf(p, begin);
     if (!p || b < 0 || !p.removeRequester(b, peer)) return;
+    this.releaseNote(peer, index);
     this.afterRemoval(p, b);
     this.maybeRequeue(p);
   }
 
   peerGone(peer: PeerKey): void {
-    const set = this.peerPieces.get(peer);
-    if (!set) return;
+    const m = this.peerPieces.get(peer);
+    if (!m) return;
     this.peerPieces.delete(peer);
-    for (const index of set) {
+    for (const index of m.keys()) {
       const p = this.pieces.get(index);
       if (!p) continue;
       for (let b = 0; b < p.blocks; b++) if (p.removeRequester(b, peer)) this.afterRemoval(p, b);
@@ -320,7 +326,7 @@ export class PiecePicker {
     p.cursor = b;
     if (k > 0) {
       if (this.wanted.get(p.index)) this.freeWanted -= k;
-      this.notePeer(peer, p.index);
+      this.notePeer(peer, p.index, k);
     }
     return k;
   }
@@ -334,25 +340,38 @@ export class PiecePicker {
         if (!this.wanted.get(p.index)) continue;
         if (bits !== null && !bits.get(p.index)) continue;
         if (allowed !== undefined && !allowed.has(p.index)) continue;
-        let picked = false;
         for (let b = 0; b < p.blocks; b++) {
           if (p.state[b] !== REQUESTED || p.requesters(b) !== level || p.isRequester(b, peer)) continue;
           p.addRequester(b, peer);
-          picked = true;
+          this.notePeer(peer, p.index, 1);
           out(p.index, b * this.blockSize, this.blockLength(p.index, b));
           if (++n >= max) break;
         }
-        if (picked) this.notePeer(peer, p.index);
         if (n >= max) return n;
       }
     }
     return n;
   }
 
-  private notePeer(peer: PeerKey, index: number): void {
-    let s = this.peerPieces.get(peer);
-    if (!s) this.peerPieces.set(peer, (s = new Set()));
-    s.add(index);
+  private notePeer(peer: PeerKey, index: number, k: number): void {
+    let m = this.peerPieces.get(peer);
+    if (!m) this.peerPieces.set(peer, (m = new Map()));
+    m.set(index, (m.get(index) ?? 0) + k);
+  }
+
+  private releaseNote(peer: PeerKey, index: number): void {
+    const m = this.peerPieces.get(peer);
+    const c = m?.get(index);
+    if (c === undefined) return;
+    if (c <= 1) m!.delete(index); else m!.set(index, c - 1);
+  }
+
+  /** Outstanding requests of `peer` known to the picker. */
+  requestCount(peer: PeerKey): number {
+    let n = 0;
+    const m = this.peerPieces.get(peer);
+    if (m) for (const c of m.values()) n += c;
+    return n;
   }
 
   /** A requester was removed from block b: free it if nobody else is fetching it. */
@@ -383,6 +402,13 @@ export class PiecePicker {
   /** Forget an ACTIVE/PENDING piece's block state; the caller sets the new piece state. */
   private drop(i: number): void {
     const p = this.pieces.get(i)!;
+    // Requests still out for it (endgame duplicates, or a piece verified early) stop being tracked.
+    for (let b = 0; b < p.blocks; b++) {
+      const r = p.req[b];
+      if (r !== undefined) this.releaseNote(r, i);
+      const d = p.dup?.[b];
+      if (d) for (const x of d) this.releaseNote(x, i);
+    }
     if (this.pstate[i] === ACTIVE && this.wanted.get(i)) this.freeWanted -= p.free;
     this.active.delete(p);
     this.pieces.delete(i);

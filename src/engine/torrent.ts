@@ -49,7 +49,8 @@ const SOLE_FAILURES_TO_BAN = 2;
  * have / not-started / in-flight / being verified; `Storage.have` marks a piece only after its verified data
  * is written, so `have` here always means "on disk and correct".
  *
- * Events: 'checked' (existing data verified), 'piece' (index), 'done', 'peer' (address), 'ban' (address, reason),
+ * Events: 'checked' (existing data verified), 'piece' (index), 'done', 'peer' (address), 'disconnect' (address, error?),
+ * 'ban' (address, reason), 'hashfail' (index), 'stats' (every second),
  * 'warning' (message), 'error' (ShoalError; emitted only when someone listens), 'close'.
  */
 export class Torrent extends EventEmitter {
@@ -192,7 +193,7 @@ export class Torrent extends EventEmitter {
       for (const p of peers) this.peerManager.add(p);
       this.peerManager.dial();
     });
-    this.announcer.on('warning', (msg: string, url: string) => this.emit('warning', `tracker ${url}: ${msg}`));
+    this.announcer.on('warning', (msg: string) => this.emit('warning', msg));
     this.announcer.on('error', (err: Error) => this.emit('warning', err.message));
     this.announcer.start();
   }
@@ -396,6 +397,7 @@ export class Torrent extends EventEmitter {
       else if (!peer.bits.empty) this.picker.removePeerBitfield(peer.bits);
     }
     peer.uploadQueue.length = 0;
+    this.emit('disconnect', key, err);
     if (peer.outbound) this.peerManager.disconnected({ host: peer.host, port: peer.port }, err !== undefined);
     if (!peer.amChoking) this.scheduleRechoke();
     // Others may pick up the blocks it had in flight.

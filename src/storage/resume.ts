@@ -90,7 +90,8 @@ export async function loadResumeFile(path: string): Promise<ResumeData | null> {
 export async function saveResumeFile(path: string, data: ResumeData): Promise<void> {
   const dir = dirname(path);
   await fsp.mkdir(dir, { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
+  // A fixed name, so a temp file left by a killed process is simply overwritten next time.
+  const tmp = `${path}.tmp`;
   const fh = await fsp.open(tmp, 'w', 0o644);
   try {
     const bytes = encodeResume(data);

@@ -242,7 +242,7 @@ async function announce(ctx: TrackerContext, q: Query, remoteIp: string): Promis
   else throw new Reject('cannot determine your IP address', 'malformed');
 
   const req: AnnounceRequest = {
-    infoHash, peerId, compact, event, numwant, family: 0,
+    infoHash, peerId, compact, event, numwant, family: 0, compactOnly: compactWanted,
     seed: (leftText !== undefined && /^0+$/.test(leftText)) || event === 'completed',
   };
   const r = ctx.store.announce(req);
@@ -258,15 +258,18 @@ async function announce(ctx: TrackerContext, q: Query, remoteIp: string): Promis
     'tracker id': ctx.trackerId,
   };
   if (compactWanted) {
-    let n4 = 0, n6 = 0;
-    for (const p of result.peers) if (p.compact.length === 6) n4++; else n6++;
-    const b4 = Buffer.allocUnsafe(n4 * 6), b6 = Buffer.allocUnsafe(n6 * 18);
-    let o4 = 0, o6 = 0;
-    for (const p of result.peers) {
-      if (p.compact.length === 6) o4 += p.compact.copy(b4, o4); else o6 += p.compact.copy(b6, o6);
+    let b4 = result.compact4, b6 = result.compact6;
+    if (!b4 || !b6) {
+      let n4 = 0, n6 = 0;
+      for (const p of result.peers) if (p.compact.length === 6) n4++; else n6++;
+      b4 = Buffer.allocUnsafe(n4 * 6); b6 = Buffer.allocUnsafe(n6 * 18);
+      let o4 = 0, o6 = 0;
+      for (const p of result.peers) {
+        if (p.compact.length === 6) o4 += p.compact.copy(b4, o4); else o6 += p.compact.copy(b6, o6);
+      }
     }
     body.peers = b4;
-    if (n6 > 0 || compact.length === 18) body.peers6 = b6;
+    if (b6.length > 0 || compact.length === 18) body.peers6 = b6;
   } else {
     body.peers = result.peers.map((p) => ({
       'peer id': noPeerId ? undefined : p.peerId,

@@ -22,44 +22,88 @@ export interface MemoryStoreOptions {
 const LOCALITY_SAMPLE = 4096;
 
 class Peer implements SelectedPeer {
+  /** Position in `list`; kept up to date by PeerList. */
   idx = 0;
   list: PeerList;
   loc: Location | undefined;
-  constructor(
-    readonly key: string,
-    readonly peerId: Buffer,
-    public compact: Buffer,
-    public expires: number,
-    list: PeerList,
-  ) { this.list = list; }
+  constructor(readonly key: string, readonly peerId: Buffer, public compact: Buffer, list: PeerList) { this.list = list; }
 }
 
-/** Dense array so random selection is O(1) per pick; removal swaps the last element in. */
+/**
+ * One list per (seed|leech) × (IPv4|IPv6) in a swarm, stored as parallel typed arrays. Selection
+ * reads only these dense arrays (IPv4 address, port, expiry, pick mark), never the Peer objects:
+ * in big swarms the random reads are what costs, and a few bytes per peer in one array stay in
+ * cache where scattered objects do not. Removal swaps the last entry in, so everything is O(1).
+ */
 class PeerList {
-  readonly arr: Peer[] = [];
-  constructor(readonly seeds: boolean) {}
-  add(p: Peer): void { p.list = this; p.idx = this.arr.length; this.arr.push(p); }
+  peers: Peer[] = [];
+  ip = new Int32Array(8);
+  port = new Uint16Array(8);
+  exp = new Float64Array(8);
+  mark = new Uint32Array(8);
+  len = 0;
+  constructor(readonly seeds: boolean, readonly v6: boolean) {}
+
+  add(p: Peer, expires: number): void {
+    if (this.len === this.ip.length) this.grow();
+    const i = this.len++;
+    p.list = this; p.idx = i;
+    this.peers[i] = p;
+    this.set(i, p.compact, expires);
+    this.mark[i] = 0;
+  }
+
+  set(i: number, c: Buffer, expires: number): void {
+    if (c.length === 6) {
+      this.ip[i] = (c[0]! << 24) | (c[1]! << 16) | (c[2]! << 8) | c[3]!;
+      this.port[i] = (c[4]! << 8) | c[5]!;
+    } else {
+      this.ip[i] = 0;
+      this.port[i] = (c[16]! << 8) | c[17]!;
+    }
+    this.exp[i] = expires;
+  }
+
   remove(p: Peer): void {
-    const last = this.arr.pop()!;
-    if (last !== p) { this.arr[p.idx] = last; last.idx = p.idx; }
+    const i = p.idx, last = --this.len;
+    if (i !== last) {
+      const q = this.peers[last]!;
+      this.peers[i] = q; q.idx = i;
+      this.ip[i] = this.ip[last]!; this.port[i] = this.port[last]!; this.exp[i] = this.exp[last]!; this.mark[i] = this.mark[last]!;
+    }
+    this.peers.length = last;
+  }
+
+  private grow(): void {
+    const n = this.ip.length * 2;
+    const ip = new Int32Array(n); ip.set(this.ip); this.ip = ip;
+    const port = new Uint16Array(n); port.set(this.port); this.port = port;
+    const exp = new Float64Array(n); exp.set(this.exp); this.exp = exp;
+    const mark = new Uint32Array(n); mark.set(this.mark); this.mark = mark;
   }
 }
 
 class Swarm {
-  constructor(readonly key: string) {}
   readonly peers = new Map<string, Peer>();
-  readonly s4 = new PeerList(true);
-  readonly l4 = new PeerList(false);
-  readonly s6 = new PeerList(true);
-  readonly l6 = new PeerList(false);
+  readonly s4 = new PeerList(true, false);
+  readonly l4 = new PeerList(false, false);
+  readonly s6 = new PeerList(true, true);
+  readonly l6 = new PeerList(false, true);
   downloaded = 0;
   lastSeen = 0;
-  get seeds(): number { return this.s4.arr.length + this.s6.arr.length; }
-  get leechers(): number { return this.l4.arr.length + this.l6.arr.length; }
+  constructor(readonly key: string) {}
+  get seeds(): number { return this.s4.len + this.s6.len; }
+  get leechers(): number { return this.l4.len + this.l6.len; }
   listFor(seed: boolean, compact: Buffer): PeerList {
     return compact.length === 6 ? (seed ? this.s4 : this.l4) : (seed ? this.s6 : this.l6);
   }
 }
+
+/** The requester, so selection can leave it out. */
+interface Self { ip: number; port: number; v6: Buffer | undefined }
+
+/** Where selected peers go: objects (non-compact HTTP, locality) or straight into compact buffers. */
+interface Sink { peers: Peer[] | undefined; b4: Buffer | undefined; o4: number; b6: Buffer | undefined; o6: number; n: number }
 
 /**
  * Swarm state in one process. Expiry is a periodic sweep with a bounded number of peers examined
@@ -78,6 +122,8 @@ export class MemoryStore implements SwarmStore {
   private sweepIter: Iterator<Swarm> | undefined;
   private totalSeeds = 0;
   private totalLeechers = 0;
+  /** Stamps entries picked during one selection so none is picked twice. */
+  private seq = 0;
 
   constructor(opts: MemoryStoreOptions) {
     this.ttl = opts.peerTtlMs;
@@ -116,26 +162,30 @@ export class MemoryStore implements SwarmStore {
     }
 
     const seed = req.seed;
+    const expires = now + this.ttl;
     if (peer) {
       if (!peer.list.seeds && seed && req.event === 'completed') swarm.downloaded++;
-      if (peer.list.seeds !== seed || peer.compact.length !== compact.length) {
+      peer.compact = compact;
+      if (peer.list.seeds !== seed) {
         this.unlist(peer);
-        this.enlist(swarm.listFor(seed, compact), peer);
+        this.enlist(swarm.listFor(seed, compact), peer, expires);
+      } else {
+        peer.list.set(peer.idx, compact, expires);
       }
-      if (!peer.compact.equals(compact)) peer.compact = compact;
-      peer.expires = now + this.ttl;
     } else {
       if (req.event === 'completed') swarm.downloaded++;
       if (swarm.peers.size < this.maxPeersPerSwarm && this.peerCount < this.maxPeers) {
-        peer = new Peer(pkey, Buffer.from(req.peerId), compact, now + this.ttl, swarm.l4);
+        peer = new Peer(pkey, Buffer.from(req.peerId), compact, swarm.l4);
         if (this.zones) peer.loc = this.zones.lookup(compact);
         swarm.peers.set(pkey, peer);
-        this.enlist(swarm.listFor(seed, compact), peer);
+        this.enlist(swarm.listFor(seed, compact), peer, expires);
       }
     }
 
-    const peers = req.numwant > 0 ? this.select(swarm, req, peer, now) : [];
-    return { complete: swarm.seeds, incomplete: swarm.leechers, downloaded: swarm.downloaded, peers };
+    const result: AnnounceResult = { complete: swarm.seeds, incomplete: swarm.leechers, downloaded: swarm.downloaded, peers: [] };
+    if (req.numwant > 0) this.select(swarm, req, peer, now, result);
+    else if (req.compactOnly) { result.compact4 = EMPTY; result.compact6 = EMPTY; }
+    return result;
   }
 
   scrape(infoHashes: Buffer[]): ScrapeEntry[] {
@@ -173,15 +223,16 @@ export class MemoryStore implements SwarmStore {
       }
       const swarm = next.value;
       budget -= swarm.peers.size + 1;
-      for (const p of swarm.peers.values()) if (p.expires <= now) this.removePeer(swarm, p);
-      if (swarm.peers.size === 0 && swarm.lastSeen + this.ttl <= now) {
-        this.swarms.delete(swarm.key);
+      for (const list of [swarm.s4, swarm.l4, swarm.s6, swarm.l6]) {
+        // Backwards: removal swaps in the last entry, which has already been checked.
+        for (let i = list.len - 1; i >= 0; i--) if (list.exp[i]! <= now) this.removePeer(swarm, list.peers[i]!);
       }
+      if (swarm.peers.size === 0 && swarm.lastSeen + this.ttl <= now) this.swarms.delete(swarm.key);
     }
   }
 
-  private enlist(list: PeerList, p: Peer): void {
-    list.add(p);
+  private enlist(list: PeerList, p: Peer, expires: number): void {
+    list.add(p, expires);
     if (list.seeds) this.totalSeeds++; else this.totalLeechers++;
   }
 
@@ -195,75 +246,126 @@ export class MemoryStore implements SwarmStore {
     swarm.peers.delete(p.key);
   }
 
-  private select(swarm: Swarm, req: AnnounceRequest, self: Peer | undefined, now: number): Peer[] {
+  private nextSeq(): number {
+    if (this.seq >= 0xfffffffe) {
+      // After 4 billion selections: clear stale marks once so an old stamp cannot match.
+      for (const s of this.swarms.values()) for (const l of [s.s4, s.l4, s.s6, s.l6]) l.mark.fill(0);
+      this.seq = 0;
+    }
+    return ++this.seq;
+  }
+
+  private select(swarm: Swarm, req: AnnounceRequest, self: Peer | undefined, now: number, result: AnnounceResult): void {
     // Seeds have nothing to gain from other seeds.
     const lists: PeerList[] = [];
     if (req.family !== 6) { if (!req.seed) lists.push(swarm.s4); lists.push(swarm.l4); }
     if (req.family !== 4) { if (!req.seed) lists.push(swarm.s6); lists.push(swarm.l6); }
-    const selfAddr = req.compact;
-    const ok = (p: Peer): boolean => p !== self && p.expires > now && !p.compact.equals(selfAddr);
-    const out: Peer[] = [];
-    const loc = self?.loc;
-    if (this.zones && loc) return this.selectByLocality(lists, req.numwant, ok, loc);
+    const c = req.compact;
+    const me: Self = c.length === 6
+      ? { ip: (c[0]! << 24) | (c[1]! << 16) | (c[2]! << 8) | c[3]!, port: (c[4]! << 8) | c[5]!, v6: undefined }
+      : { ip: 0, port: (c[16]! << 8) | c[17]!, v6: c.subarray(0, 16) };
+    const seq = this.nextSeq();
+    const numwant = req.numwant;
 
-    let total = 0;
-    for (const l of lists) total += l.arr.length;
-    if (total <= req.numwant + 1) {
-      for (const l of lists) for (const p of l.arr) if (ok(p)) out.push(p);
-      return out;
+    const loc = this.zones ? self?.loc ?? this.zones.lookup(c) : undefined;
+    if (loc) {
+      result.peers = this.selectByLocality(lists, numwant, me, now, seq, loc);
+      if (req.compactOnly) fillCompact(result);
+      return;
     }
-    // Proportional share per list, then a second pass fills any shortfall left by skipped peers.
-    const pos: number[] = [];
-    for (const l of lists) pos.push(sampleInto(l, 0, Math.floor((req.numwant * l.arr.length) / total), out, ok));
-    for (let i = 0; i < lists.length && out.length < req.numwant; i++) {
-      pos[i] = sampleInto(lists[i]!, pos[i]!, req.numwant - out.length, out, ok);
+    let total = 0, total4 = 0, total6 = 0;
+    for (const l of lists) { total += l.len; if (l.v6) total6 += l.len; else total4 += l.len; }
+    const sink: Sink = { peers: undefined, b4: undefined, o4: 0, b6: undefined, o6: 0, n: 0 };
+    if (req.compactOnly) {
+      sink.b4 = Buffer.allocUnsafe(Math.min(numwant, total4) * 6);
+      sink.b6 = Buffer.allocUnsafe(Math.min(numwant, total6) * 18);
+    } else sink.peers = result.peers as Peer[];
+    if (total <= numwant + 1) {
+      for (const l of lists) sampleInto(l, Math.min(l.len, numwant - sink.n), sink, me, now, seq);
+    } else {
+      // Proportional share per list, then a second pass fills any shortfall left by rounding or skipped peers.
+      for (const l of lists) sampleInto(l, Math.floor((numwant * l.len) / total), sink, me, now, seq);
+      for (let i = 0; i < lists.length && sink.n < numwant; i++) sampleInto(lists[i]!, numwant - sink.n, sink, me, now, seq);
+    }
+    if (sink.b4) { result.compact4 = sink.b4.subarray(0, sink.o4); result.compact6 = sink.b6!.subarray(0, sink.o6); }
+  }
+
+  private selectByLocality(lists: PeerList[], numwant: number, me: Self, now: number, seq: number, loc: Location): Peer[] {
+    let total = 0;
+    for (const l of lists) total += l.len;
+    const sink: Sink = { peers: [], b4: undefined, o4: 0, b6: undefined, o6: 0, n: 0 };
+    const share = total <= LOCALITY_SAMPLE ? total : LOCALITY_SAMPLE;
+    for (const l of lists) sampleInto(l, total <= LOCALITY_SAMPLE ? l.len : Math.ceil((share * l.len) / total), sink, me, now, seq);
+    const tiers: Peer[][] = [[], [], []];
+    for (const p of sink.peers!) tiers[localityTier(loc, p.loc)]!.push(p);
+    const out: Peer[] = [];
+    for (const t of tiers) {
+      // Random within a tier: everyone in the same rack should not get the same few peers.
+      for (let i = 0; i < t.length && out.length < numwant; i++) {
+        const j = i + Math.floor(Math.random() * (t.length - i));
+        const tmp = t[i]!; t[i] = t[j]!; t[j] = tmp;
+        out.push(t[i]!);
+      }
+      if (out.length >= numwant) break;
     }
     return out;
   }
+}
 
-  private selectByLocality(lists: PeerList[], numwant: number, ok: (p: Peer) => boolean, loc: Location): Peer[] {
-    let total = 0;
-    for (const l of lists) total += l.arr.length;
-    let candidates: Peer[] = [];
-    if (total <= LOCALITY_SAMPLE) {
-      for (const l of lists) for (const p of l.arr) if (ok(p)) candidates.push(p);
-    } else {
-      for (const l of lists) sampleInto(l, 0, Math.ceil((LOCALITY_SAMPLE * l.arr.length) / total), candidates, ok);
-    }
-    const tiers: Peer[][] = [[], [], []];
-    for (const p of candidates) tiers[localityTier(loc, p.loc)]!.push(p);
-    candidates = [];
-    for (const t of tiers) {
-      // Random within a tier: everyone in the same rack should not get the same few peers.
-      for (let i = 0; i < t.length && candidates.length < numwant; i++) {
-        const j = i + Math.floor(Math.random() * (t.length - i));
-        const tmp = t[i]!; t[i] = t[j]!; t[j] = tmp;
-        candidates.push(t[i]!);
-      }
-      if (candidates.length >= numwant) break;
-    }
-    return candidates;
+const EMPTY = Buffer.alloc(0);
+
+function fillCompact(result: AnnounceResult): void {
+  let n4 = 0, n6 = 0;
+  for (const p of result.peers) if (p.compact.length === 6) n4++; else n6++;
+  const b4 = Buffer.allocUnsafe(n4 * 6), b6 = Buffer.allocUnsafe(n6 * 18);
+  let o4 = 0, o6 = 0;
+  for (const p of result.peers) if (p.compact.length === 6) o4 += p.compact.copy(b4, o4); else o6 += p.compact.copy(b6, o6);
+  result.compact4 = b4; result.compact6 = b6;
+}
+
+function isSelf(l: PeerList, i: number, me: Self): boolean {
+  if (l.port[i] !== me.port) return false;
+  if (!l.v6) return me.v6 === undefined && l.ip[i] === me.ip;
+  return me.v6 !== undefined && l.peers[i]!.compact.compare(me.v6, 0, 16, 0, 16) === 0;
+}
+
+function take(l: PeerList, i: number, sink: Sink): void {
+  sink.n++;
+  if (sink.peers) { sink.peers.push(l.peers[i]!); return; }
+  if (!l.v6) {
+    const b = sink.b4!, o = sink.o4, ip = l.ip[i]!, port = l.port[i]!;
+    b[o] = ip >>> 24; b[o + 1] = (ip >>> 16) & 255; b[o + 2] = (ip >>> 8) & 255; b[o + 3] = ip & 255;
+    b[o + 4] = port >>> 8; b[o + 5] = port & 255;
+    sink.o4 = o + 6;
+  } else {
+    sink.o6 += l.peers[i]!.compact.copy(sink.b6!, sink.o6, 0, 18);
   }
 }
 
 /**
- * Partial Fisher–Yates over the list's own array starting at `start`: positions before the returned
- * index hold this announce's picks. Reordering the swarm list is harmless and saves a copy.
+ * Adds up to `k` distinct, live, non-self entries of `l` not already picked in this selection
+ * (`mark === seq`): random indices first, skipping repeats; if that runs out of attempts (the list
+ * is small relative to k, or full of expired entries), a scan from a random offset finishes the job.
  */
-function sampleInto(list: PeerList, start: number, k: number, out: Peer[], ok: (p: Peer) => boolean): number {
-  const arr = list.arr;
-  const n = arr.length;
-  let i = start;
+function sampleInto(l: PeerList, k: number, sink: Sink, me: Self, now: number, seq: number): void {
+  const n = l.len;
+  if (k <= 0 || n === 0) return;
+  const mark = l.mark, exp = l.exp;
   let taken = 0;
-  for (; i < n && taken < k; i++) {
-    const j = i + Math.floor(Math.random() * (n - i));
-    if (j !== i) {
-      const a = arr[i]!, b = arr[j]!;
-      arr[i] = b; b.idx = i;
-      arr[j] = a; a.idx = j;
+  if (k < n) {
+    for (let attempts = k * 3 + 8; attempts > 0 && taken < k; attempts--) {
+      const i = (Math.random() * n) | 0;
+      if (mark[i] === seq) continue;
+      mark[i] = seq;
+      if (exp[i]! > now && !isSelf(l, i, me)) { take(l, i, sink); taken++; }
     }
-    const p = arr[i]!;
-    if (ok(p)) { out.push(p); taken++; }
+    if (taken >= k) return;
   }
-  return i;
+  const start = (Math.random() * n) | 0;
+  for (let c = 0; c < n && taken < k; c++) {
+    const i = start + c < n ? start + c : start + c - n;
+    if (mark[i] === seq) continue;
+    mark[i] = seq;
+    if (exp[i]! > now && !isSelf(l, i, me)) { take(l, i, sink); taken++; }
+  }
 }

@@ -19,6 +19,11 @@ export interface AnnounceRequest {
   numwant: number;
   /** Which address families the response can carry: UDP carries one, HTTP both. */
   family: 4 | 6 | 0;
+  /**
+   * The caller only needs compact peers: a store may then fill `compact4`/`compact6` instead of
+   * `peers`, which saves building an object per returned peer on the hot path.
+   */
+  compactOnly?: boolean;
 }
 
 /** A peer handed back to a requester. `compact` length tells the family (6 or 18). */
@@ -32,6 +37,9 @@ export interface AnnounceResult {
   incomplete: number;
   downloaded: number;
   peers: SelectedPeer[];
+  /** Set only for `compactOnly` requests, by stores that support it: the selected peers, concatenated per family. */
+  compact4?: Buffer;
+  compact6?: Buffer;
 }
 
 export interface ScrapeEntry { complete: number; incomplete: number; downloaded: number }

@@ -12,7 +12,7 @@ const PROTOCOL_ID_LO = 0x27101980;
 const ACTION_CONNECT = 0, ACTION_ANNOUNCE = 1, ACTION_SCRAPE = 2, ACTION_ERROR = 3;
 const ANNOUNCE_LEN = 98;
 /** Announce plus BEP 41 options fits easily; anything larger is garbage or an attack. */
-const MAX_PACKET = 1500;
+const MAX_PACKET = 2048;
 const MAX_SCRAPE_HASHES = 74; // what fits in one 1500-byte packet, per BEP 15
 /** A connection id minted in bucket b is accepted during buckets b and b+1: 60–120 s, as BEP 15 expects. */
 const BUCKET_MS = 60_000;
@@ -42,6 +42,9 @@ export class UdpTracker {
       ipv6Only: v6 && host !== '::' ? true : false,
       recvBufferSize: 4 * 1024 * 1024,
       sendBufferSize: 4 * 1024 * 1024,
+      // Replies always go to the numeric address a datagram came from: skip dns.lookup and its
+      // nextTick hop on every send.
+      lookup: literalLookup,
     });
     this.socket = socket;
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));
@@ -131,28 +134,34 @@ export class UdpTracker {
       peerId: msg.subarray(36, 56),
       compact,
       seed: (msg.readUInt32BE(64) === 0 && msg.readUInt32BE(68) === 0) || event === 'completed',
-      event, numwant, family,
+      event, numwant, family, compactOnly: true,
     };
     let r: AnnounceResult | Promise<AnnounceResult>;
     try { r = ctx.store.announce(req); } catch (err) { this.storeError(err, tid, rinfo); return; }
-    if (isPromise(r)) r.then((res) => this.announceReply(res, event, tid, rinfo), (err) => this.storeError(err, tid, rinfo));
-    else this.announceReply(r, event, tid, rinfo);
+    if (isPromise(r)) r.then((res) => this.announceReply(res, event, family, tid, rinfo), (err) => this.storeError(err, tid, rinfo));
+    else this.announceReply(r, event, family, tid, rinfo);
   }
 
-  private announceReply(res: AnnounceResult, event: AnnounceEvent, tid: number, rinfo: RemoteInfo): void {
-    const peers = res.peers;
-    let size = 20;
-    for (let i = 0; i < peers.length; i++) size += peers[i]!.compact.length;
-    const out = Buffer.allocUnsafe(size);
-    out.writeUInt32BE(ACTION_ANNOUNCE, 0);
-    out.writeUInt32BE(tid, 4);
-    out.writeUInt32BE(this.ctx.interval, 8);
-    out.writeUInt32BE(clampU32(res.incomplete), 12);
-    out.writeUInt32BE(clampU32(res.complete), 16);
-    let off = 20;
-    for (let i = 0; i < peers.length; i++) off += peers[i]!.compact.copy(out, off);
+  private announceReply(res: AnnounceResult, event: AnnounceEvent, family: 4 | 6, tid: number, rinfo: RemoteInfo): void {
+    const head = Buffer.allocUnsafe(20);
+    head.writeUInt32BE(ACTION_ANNOUNCE, 0);
+    head.writeUInt32BE(tid, 4);
+    head.writeUInt32BE(this.ctx.interval, 8);
+    head.writeUInt32BE(clampU32(res.incomplete), 12);
+    head.writeUInt32BE(clampU32(res.complete), 16);
+    let body = family === 4 ? res.compact4 : res.compact6;
+    if (!body) {
+      // Stores without the compact fast path (Redis) hand back peer objects.
+      const size = family === 4 ? 6 : 18;
+      const peers = res.peers;
+      body = Buffer.allocUnsafe(peers.length * size);
+      let off = 0;
+      for (const p of peers) if (p.compact.length === size) off += p.compact.copy(body, off);
+      body = body.subarray(0, off);
+    }
     this.ctx.metrics.announce('udp', event);
-    this.send(out, rinfo);
+    // Two-part datagram (sendmsg with an iovec): the peer list is sent without copying it behind the header.
+    this.socket?.send(body.length ? [head, body] : head, rinfo.port, rinfo.address);
   }
 
   private scrape(msg: Buffer, tid: number, rinfo: RemoteInfo): void {
@@ -230,6 +239,10 @@ export class UdpTracker {
     if (this.idCache.size >= ID_CACHE_MAX) this.idCache.clear();
     this.idCache.set(`${address}|${port}`, { hi, lo, bucket });
   }
+}
+
+function literalLookup(address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+  cb(null, address, address.includes(':') ? 6 : 4);
 }
 
 function clampU32(n: number): number {

@@ -131,6 +131,22 @@ export class PeerWire {
   cancel(index: number, begin: number, length: number): void {
     this.send(encodeBlockMessage(MessageId.Cancel, index, begin, length));
   }
+  /**
+   * Several requests in one write: `blocks` holds (index, begin, length) triples. The downloader asks for dozens
+   * of blocks at a time, and one 17·n-byte write costs one syscall instead of n.
+   */
+  requests(blocks: Uint32Array | number[], count: number): void {
+    if (count === 0) return;
+    const buf = Buffer.allocUnsafe(17 * count);
+    for (let i = 0, o = 0; i < count; i++, o += 17) {
+      buf.writeUInt32BE(13, o);
+      buf[o + 4] = MessageId.Request;
+      buf.writeUInt32BE(blocks[3 * i]!, o + 5);
+      buf.writeUInt32BE(blocks[3 * i + 1]!, o + 9);
+      buf.writeUInt32BE(blocks[3 * i + 2]!, o + 13);
+    }
+    this.send(buf);
+  }
   port(p: number): void { this.send(encodePort(p)); }
   keepAlive(): void { this.send(KEEP_ALIVE); }
 

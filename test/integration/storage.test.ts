@@ -276,3 +276,21 @@ test('resume is saved in the background after writes, without close', async () =
     await s.close();
   });
 });
+
+test('resume: a file recorded as missing that reappears is hashed and found', async () => {
+  await withTmp(async (dir) => {
+    const { meta } = await seeded(dir);
+    const path = join(dir, 'res', 'c.bin');
+    const saved = await fsp.readFile(path);
+    await fsp.rm(path);
+    const s = await Storage.open(meta, { dir });
+    await s.verifyExisting(); // records c.bin as missing
+    await s.close();
+    await fsp.writeFile(path, saved);
+    const r = await Storage.open(meta, { dir });
+    await r.verifyExisting();
+    assert.equal(r.lastCheck.hashed, piecesOfFile(meta, 3).length);
+    assert.ok(r.have.complete);
+    await r.close();
+  });
+});

@@ -237,3 +237,15 @@ test('scrape failure reason is an ETRACKER error', async () => {
     await rejectsTracker(scrapeHttp(s.url(), [INFO_HASH], { timeoutMs: 5000 }), /scrape: "scrape disabled"$/);
   });
 });
+
+test('IPv6 literal tracker URL', async () => {
+  const s = await startHttpServer((_hit, _req, res) => res.end(encode({ interval: 60, peers: encodeCompactPeer4('1.2.3.4', 80) })), '::1');
+  try {
+    assert.match(s.url(), /^http:\/\/\[::1\]:\d+\/announce$/);
+    const r = await announceHttp(s.url(), params({ ipv6: '2001:db8::7' }), { timeoutMs: 5000 });
+    assert.deepEqual(r.peers, [{ host: '1.2.3.4', port: 80 }]);
+    assert.equal(s.hits[0]!.param('ipv6'), '2001:db8::7');
+  } finally {
+    await s.close();
+  }
+});

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { encodeCompactPeer4, encodeCompactPeer6 } from '../../src/discovery/compact.js';
-import { UdpTrackerClient, announceUdp } from '../../src/discovery/udp-tracker.js';
+import { UdpTrackerClient, announceUdp, type UdpTrackerOptions } from '../../src/discovery/udp-tracker.js';
 import type { AnnounceParams } from '../../src/discovery/types.js';
 import { isShoalError } from '../../src/util/errors.js';
 import { startUdpMiniTracker, udpErrorPacket, type MiniUdpOptions, type MiniUdpTracker } from '../helpers/mini-tracker.js';
@@ -16,7 +16,7 @@ function params(extra: Partial<AnnounceParams> = {}): AnnounceParams {
 }
 
 async function withTracker(opts: MiniUdpOptions, fn: (t: MiniUdpTracker, c: UdpTrackerClient) => Promise<void>,
-  clientOpts = FAST): Promise<void> {
+  clientOpts: UdpTrackerOptions = FAST): Promise<void> {
   const t = await startUdpMiniTracker(opts);
   const c = new UdpTrackerClient(clientOpts);
   try { await fn(t, c); } finally { await c.close(); await t.close(); }
@@ -64,7 +64,7 @@ test('connection id is reused within its lifetime and renewed after it', async (
     await c.announce(t.url, params());
     await c.announce(t.url, params());
     assert.deepEqual(t.packets.map((p) => p.action), [0, 1, 0, 1]);
-  }, { ...FAST, connectionTtlMs: 0 } as typeof FAST);
+  }, { ...FAST, connectionTtlMs: 0 });
 });
 
 test('scrape several info-hashes', async () => {

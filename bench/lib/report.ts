@@ -1,0 +1,198 @@
+// Result files (JSON per scenario run), charts, bench/results/latest.md and the results section of
+// bench/README.md. latest.md is rebuilt from the newest result file of each scenario.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fmtSize } from './data.js';
+import { displayName, ROOT, type EngineName } from './engines.js';
+import type { Machine } from './machine.js';
+import { fmt, fmtSummary } from './stats.js';
+import { barChart, cdfChart } from './svg.js';
+import type { Limits } from '../scenarios/limits.js';
+import type { PairResult } from '../scenarios/pair.js';
+import type { SwarmResult } from '../scenarios/swarm.js';
+import type { CreateResult } from '../scenarios/create.js';
+
+export const RESULTS_DIR = join(ROOT, 'bench/results');
+const README = join(ROOT, 'bench/README.md');
+const MARK_START = '<!-- latest-results:start -->';
+const MARK_END = '<!-- latest-results:end -->';
+
+export type Scenario = 'pair' | 'swarm' | 'create' | 'limits';
+export interface ResultFile {
+  scenario: Scenario; startedAt: string; finishedAt: string; quick: boolean;
+  options: Record<string, unknown>; machine: Machine; versions: Record<string, string | null>;
+  limits?: Limits; pair?: PairResult[]; swarm?: SwarmResult[]; create?: CreateResult[];
+  charts: string[]; notes: string[];
+}
+
+export function stamp(d: Date): string {
+  return d.toISOString().replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
+}
+
+/** Writes the JSON and charts of one scenario run; returns the JSON's path. */
+export async function writeResult(r: ResultFile): Promise<string> {
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const base = `${stamp(new Date(r.startedAt))}-${r.scenario}${r.quick ? '-quick' : ''}`;
+  if (r.pair?.length) {
+    const name = `${base}.svg`;
+    const bars = r.pair.map((p) => ({
+      label: p.label, group: `${fmtSize(p.pieceLength)} pieces, ${fmtSize(Number(r.options.size))}`,
+      median: p.summary.mbps?.median ?? NaN, min: p.summary.mbps?.min ?? NaN, max: p.summary.mbps?.max ?? NaN,
+      highlight: p.seed === 'shoal' || p.leech === 'shoal',
+    }));
+    await writeFile(join(RESULTS_DIR, name), barChart('pair: one seed → one downloader on loopback', 'MB/s', bars));
+    r.charts.push(name);
+  }
+  if (r.swarm?.length) {
+    const keys = [...new Set(r.swarm.map((s) => `${s.peers}|${s.rate}`))];
+    for (const k of keys) {
+      const group = r.swarm.filter((s) => `${s.peers}|${s.rate}` === k);
+      const g0 = group[0]!;
+      const name = `${base}-N${g0.peers}-${g0.rate}.svg`;
+      const svg = cdfChart(`swarm: ${g0.peers} downloaders, ${fmtSize(g0.size)}, upload ${g0.rate} each`,
+        group.map((s) => ({ label: displayName(s.engine), times: s.completions })), g0.floorSeconds, `floor ${g0.floorSeconds.toFixed(1)} s`);
+      await writeFile(join(RESULTS_DIR, name), svg);
+      r.charts.push(name);
+    }
+  }
+  const path = join(RESULTS_DIR, `${base}.json`);
+  await writeFile(path, JSON.stringify(r, null, 2) + '\n');
+  return path;
+}
+
+function latestOf(scenario: Scenario): ResultFile | undefined {
+  if (!existsSync(RESULTS_DIR)) return undefined;
+  const files = readdirSync(RESULTS_DIR).filter((f) => f.endsWith(`-${scenario}.json`) || f.endsWith(`-${scenario}-quick.json`)).sort();
+  // Prefer a full run over a newer quick smoke run.
+  const full = files.filter((f) => !f.includes('-quick.'));
+  const pick = (full.length ? full : files).at(-1);
+  if (!pick) return undefined;
+  return JSON.parse(readFileSync(join(RESULTS_DIR, pick), 'utf8')) as ResultFile;
+}
+
+/** First line of a failure, without the run tag the scenario put in front. */
+function failText(msg: string | undefined): string {
+  return (msg ?? '').split('\n')[0]!.replace(/^\[[^\]]*\]\s*/, '').slice(0, 140).replace(/\|/g, '/');
+}
+
+const mark = (ok: boolean | undefined): string => (ok === undefined ? '–' : ok ? '✅ met' : '❌ not met');
+
+function machineLine(r: ResultFile): string {
+  const v = Object.entries(r.versions).filter(([, x]) => x).map(([k, x]) => `${k} ${x}`).join(', ');
+  return `_${r.finishedAt.slice(0, 16).replace('T', ' ')} UTC${r.quick ? ' (quick smoke run: small sizes, not representative)' : ''} · ${r.machine.cpuModel}, ${r.machine.cores} cores, ${(r.machine.memoryBytes / 2 ** 30).toFixed(0)} GiB, Linux ${r.machine.kernel} · ${v}_`;
+}
+
+export function limitsMarkdown(l: Limits): string {
+  return [
+    '| Limit | MB/s |', '|---|---:|',
+    `| SHA-1, one core (node:crypto, 1 MiB buffers) | ${fmt(l.sha1PerCoreMBps, 0)} |`,
+    `| SHA-1, all ${l.cores} cores at once | ${fmt(l.sha1AllCoresMBps, 0)} |`,
+    `| SHA-1, openssl speed (one core) | ${l.sha1OpensslMBps === null ? '–' : fmt(l.sha1OpensslMBps, 0)} |`,
+    `| Loopback TCP copy, Node → Node into a file | ${l.tcpCopyMBps === null ? '–' : fmt(l.tcpCopyMBps, 0)} |`,
+    `| Sequential disk write with fsync (dd) | ${l.diskWriteMBps === null ? '–' : fmt(l.diskWriteMBps, 0)} |`,
+    `| **Lowest (${l.lowestIs})** | **${fmt(l.lowestMBps, 0)}** |`,
+  ].join('\n');
+}
+
+export function pairMarkdown(r: ResultFile): string {
+  const out: string[] = [];
+  const pairs = r.pair ?? [];
+  const lowest = r.limits?.lowestMBps;
+  for (const pl of [...new Set(pairs.map((p) => p.pieceLength))]) {
+    const rows = pairs.filter((p) => p.pieceLength === pl);
+    const ref = rows.find((p) => p.seed === 'libtorrent' && p.leech === 'libtorrent');
+    const refMbps = ref?.summary.mbps?.median;
+    out.push(`**${fmtSize(Number(r.options.size))}, ${fmtSize(pl)} pieces** — median (min–max) of ${r.options.runs} runs; MB/s = 10⁶ bytes/s; CPU = user+sys seconds per GiB moved; anon = peak RssAnon (heap), RSS also counts mapped file pages`);
+    out.push('');
+    out.push('| Seed → downloader | Seconds | MB/s | × libtorrent | of limit | CPU s/GiB seed | CPU s/GiB downloader | Peak RSS MiB seed / dl | Peak anon MiB seed / dl |');
+    out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const p of rows) {
+      const s = p.summary;
+      if (!s.mbps) { out.push(`| ${p.label} | failed (${p.failures.length} of ${p.failures.length} runs): ${failText(p.failures[0])} | | | | | | | |`); continue; }
+      out.push(`| ${p.label} | ${fmtSummary(s.seconds)} | ${fmtSummary(s.mbps, 0)} | ${refMbps ? fmt(s.mbps.median / refMbps) : '–'} | ${lowest ? `${fmt((s.mbps.median / lowest) * 100, 0)}%` : '–'} | ${fmtSummary(s.seedCpuPerGiB)} | ${fmtSummary(s.leechCpuPerGiB)} | ${fmt(s.seedPeakRssMiB.median, 0)} / ${fmt(s.leechPeakRssMiB.median, 0)} | ${fmt(s.seedPeakAnonMiB.median, 0)} / ${fmt(s.leechPeakAnonMiB.median, 0)} |`);
+    }
+    for (const p of rows.filter((x) => x.runs.length && x.failures.length)) out.push('', `⚠ ${p.label}: ${p.failures.length} of ${p.failures.length + p.runs.length} runs failed (${failText(p.failures[0])}); the row summarizes the others.`);
+    if (lowest) out.push('', `"of limit" = MB/s ÷ the lowest machine limit measured in the same run (${r.limits!.lowestIs}, ${fmt(lowest, 0)} MB/s).`);
+    const shoal = rows.find((p) => p.seed === 'shoal' && p.leech === 'shoal')?.summary;
+    const lt = ref?.summary;
+    if (shoal?.mbps && lt?.mbps) {
+      out.push('', `Targets (${fmtSize(pl)} pieces): Shoal MB/s ≥ 1.25× libtorrent: ${fmt(shoal.mbps.median / lt.mbps.median)}× ${mark(shoal.mbps.median >= 1.25 * lt.mbps.median)} · CPU/GiB ≤ libtorrent, seed ${fmt(shoal.seedCpuPerGiB.median)} vs ${fmt(lt.seedCpuPerGiB.median)} ${mark(shoal.seedCpuPerGiB.median <= lt.seedCpuPerGiB.median)}, downloader ${fmt(shoal.leechCpuPerGiB.median)} vs ${fmt(lt.leechCpuPerGiB.median)} ${mark(shoal.leechCpuPerGiB.median <= lt.leechCpuPerGiB.median)} · anon < 100 MiB: ${fmt(Math.max(shoal.seedPeakAnonMiB.max, shoal.leechPeakAnonMiB.max), 0)} MiB ${mark(Math.max(shoal.seedPeakAnonMiB.max, shoal.leechPeakAnonMiB.max) < 100)}`);
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+export function swarmMarkdown(r: ResultFile): string {
+  const out: string[] = [];
+  const all = r.swarm ?? [];
+  for (const k of [...new Set(all.map((s) => `${s.peers}|${s.rate}`))]) {
+    const rows = all.filter((s) => `${s.peers}|${s.rate}` === k);
+    const g = rows[0]!;
+    const lt = rows.find((s) => s.engine === 'libtorrent' && s.ok) ?? rows.find((s) => s.engine === 'libtorrent-default' && s.ok);
+    out.push(`**${g.peers} downloaders, ${fmtSize(g.size)}, ${fmtSize(g.pieceLength)} pieces, every host's upload ${g.rate}** — floor T_min = ${fmt(g.floorSeconds)} s (${fmt(g.floorEffectiveSeconds)} s at tbf's payload rate ×1448/1514)`);
+    out.push('');
+    out.push('| Engine | Last done, s | × floor | × tbf-effective floor | × libtorrent | Origin copies | Done at: first / median / p90 / last, s | CPU ours | CPU busy (machine) |');
+    out.push('|---|---:|---:|---:|---:|---:|---|---:|---:|');
+    for (const s of rows) {
+      if (!s.ok) { out.push(`| ${displayName(s.engine)} | failed: ${failText(s.failure)} | | | | | | | |`); continue; }
+      out.push(`| ${displayName(s.engine)} | ${fmt(s.lastSeconds)} | ${fmt(s.ratioToFloor)} | ${fmt(s.ratioToEffectiveFloor)} | ${lt ? fmt(s.lastSeconds / lt.lastSeconds) : '–'} | ${s.originCopies === null ? '–' : fmt(s.originCopies)} | ${fmt(s.spread.first, 1)} / ${fmt(s.spread.median, 1)} / ${fmt(s.spread.p90, 1)} / ${fmt(s.spread.last, 1)} | ${fmt(s.cpuShareOurs * 100, 0)}%${s.saturated ? ' ⚠ saturated' : ''} | ${fmt(s.cpuBusy * 100, 0)}%${s.contended ? ' (contended)' : ''} |`);
+    }
+    const sh = rows.find((s) => s.engine === 'shoal' && s.ok);
+    if (sh) out.push('', `Targets: last done ≤ 1.15× floor: ${fmt(sh.ratioToFloor)}× ${mark(sh.ratioToFloor <= 1.15)} · origin copies ≤ 1.1: ${sh.originCopies === null ? '–' : fmt(sh.originCopies)} ${mark(sh.originCopies === null ? undefined : sh.originCopies <= 1.1)}`);
+    if (rows.some((s) => s.saturated)) out.push('', `⚠ The engines saturated the cores in some of these runs: their times measure CPU, not distribution.${r.options.adaptedFrom ? ' See the run at the lower rate.' : ' Rerun with a lower --rate.'}`);
+    if (rows.some((s) => s.contended && !s.saturated)) out.push('', 'Machine busy ≥ 90% while the engines used less: other work on this shared machine competed for the cores, so times may be inflated.');
+    out.push('');
+  }
+  for (const n of r.notes) out.push(`- ${n}`);
+  return out.join('\n');
+}
+
+export function createMarkdown(r: ResultFile): string {
+  const out: string[] = [];
+  const l = r.limits!;
+  const ceiling = l.sha1PerCoreMBps * l.cores;
+  out.push(`**${fmtSize(Number(r.options.size))} file, ${fmtSize(Number(r.options.pieceLength))} pieces, warm page cache** — ceiling = SHA-1 ${fmt(l.sha1PerCoreMBps, 0)} MB/s per core × ${l.cores} cores = ${fmt(ceiling, 0)} MB/s (measured in the same run)`);
+  out.push('');
+  out.push('| Tool | Seconds | MB/s | of SHA-1 × cores | CPU s |');
+  out.push('|---|---:|---:|---:|---:|');
+  for (const c of r.create ?? []) {
+    if (!c.runs.length) { out.push(`| ${c.tool} | failed: ${failText(c.failures[0])} | | | |`); continue; }
+    out.push(`| ${c.tool} | ${fmtSummary(c.summary.seconds)} | ${fmtSummary(c.summary.mbps, 0)} | ${fmt(c.ratioToSha1Cores * 100, 0)}% | ${fmtSummary(c.summary.cpuSeconds)} |`);
+  }
+  const sh = r.create?.find((c) => c.tool === 'shoal' && c.runs.length);
+  if (sh) out.push('', `Target: Shoal ≥ 80% of SHA-1 × cores: ${fmt(sh.ratioToSha1Cores * 100, 0)}% ${mark(sh.ratioToSha1Cores >= 0.8)}`);
+  return out.join('\n');
+}
+
+/** Rebuilds bench/results/latest.md from the newest result of each scenario and copies it into bench/README.md. */
+export async function writeLatest(): Promise<string> {
+  const parts: string[] = ['# Latest benchmark results', '', 'Generated by `npm run bench`; each section comes from the newest result file of its scenario in this folder.', ''];
+  const pair = latestOf('pair');
+  const swarm = latestOf('swarm');
+  const create = latestOf('create');
+  const limits = latestOf('limits');
+  const sect = (title: string, r: ResultFile, body: string): void => {
+    parts.push(`## ${title}`, '', machineLine(r), '', body, '');
+    for (const c of r.charts) parts.push(`![${title}](${c})`, '');
+  };
+  if (pair) sect('pair', pair, `${pairMarkdown(pair)}${pair.limits ? `\nMachine limits measured in the same run:\n\n${limitsMarkdown(pair.limits)}\n` : ''}`);
+  if (swarm) sect('swarm', swarm, swarmMarkdown(swarm));
+  if (create) sect('create', create, createMarkdown(create));
+  if (limits?.limits) sect('limits', limits, limitsMarkdown(limits.limits));
+  const md = parts.join('\n');
+  await writeFile(join(RESULTS_DIR, 'latest.md'), md);
+  if (existsSync(README)) {
+    const readme = readFileSync(README, 'utf8');
+    const a = readme.indexOf(MARK_START);
+    const b = readme.indexOf(MARK_END);
+    if (a >= 0 && b > a) {
+      const body = md.replace(/^# Latest benchmark results\n/, '').replace(/^## /gm, '### ').replace(/\]\(([^)]+\.svg)\)/g, '](results/$1)');
+      await writeFile(README, `${readme.slice(0, a + MARK_START.length)}\n${body}\n${readme.slice(b)}`);
+    }
+  }
+  return join(RESULTS_DIR, 'latest.md');
+}
+
+export type { EngineName };

@@ -1,0 +1,203 @@
+// `npm run bench`: Shoal against the tools users would pick instead, measured in the same run and
+// reported as ratios. See bench/README.md for the scenarios and what each number means.
+import { Command, Option } from 'commander';
+import { existsSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseRate, parseSize, writeRandomFile } from './lib/data.js';
+import { ALL_ENGINES, ensureWebTorrent, ROOT, type EngineName } from './lib/engines.js';
+import { engineVersions, machineFacts } from './lib/machine.js';
+import { sweep } from './lib/netns.js';
+import { killAll } from './lib/proc.js';
+import { writeLatest, writeResult, type ResultFile, type Scenario } from './lib/report.js';
+import { runCreateScenario, type Creator } from './scenarios/create.js';
+import { measureLimits, type Limits } from './scenarios/limits.js';
+import { runPairScenario } from './scenarios/pair.js';
+import { runSwarm, type SwarmResult } from './scenarios/swarm.js';
+
+const program = new Command()
+  .name('bench')
+  .description('Shoal benchmarks against libtorrent, WebTorrent, aria2, mktorrent and plain HTTP')
+  .addOption(new Option('--scenario <name>', 'which scenario').choices(['pair', 'swarm', 'create', 'limits', 'all']).default('all'))
+  .option('--engines <list>', 'engines to compare (comma-separated)', 'shoal,libtorrent,webtorrent,aria2,http')
+  .option('--size <size>', 'pair: file size', '1GiB')
+  .option('--piece <list>', 'pair: piece lengths (comma-separated)', '1MiB,256KiB')
+  .option('--runs <n>', 'pair and create: runs per case (median reported)', '3')
+  .option('--peers <list>', 'swarm: downloader counts (comma-separated)', '16')
+  .option('--rate <rate>', 'swarm: upload rate of every host (tc syntax)', '200mbit')
+  .option('--swarm-size <size>', 'swarm: file size', '256MiB')
+  .option('--swarm-piece <size>', 'swarm: piece length', '1MiB')
+  .option('--create-size <size>', 'create: file size', '4GiB')
+  .option('--no-adapt', 'swarm: do not rerun at half the rate when the cores saturate')
+  .option('--quick', 'small sizes and one run: a smoke test, not a measurement')
+  .parse();
+
+const opts = program.opts<{
+  scenario: Scenario | 'all'; engines: string; size: string; piece: string; runs: string; peers: string; rate: string;
+  swarmSize: string; swarmPiece: string; createSize: string; adapt: boolean; quick?: boolean;
+}>();
+
+const log = (m: string): void => { process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`); };
+const quick = !!opts.quick;
+const engines = opts.engines.split(',').map((s) => s.trim()).filter(Boolean) as EngineName[];
+for (const e of engines) if (!ALL_ENGINES.includes(e)) program.error(`unknown engine "${e}" (known: ${ALL_ENGINES.join(', ')})`);
+const pairSize = quick ? 64 << 20 : parseSize(opts.size);
+const pieceLengths = opts.piece.split(',').map(parseSize);
+const runs = quick ? 1 : Number(opts.runs);
+const peersList = (quick ? '4' : opts.peers).split(',').map(Number);
+const swarmSize = quick ? 32 << 20 : parseSize(opts.swarmSize);
+const swarmPiece = parseSize(opts.swarmPiece);
+const createSize = quick ? 256 << 20 : parseSize(opts.createSize);
+parseRate(opts.rate);
+if (!Number.isInteger(runs) || runs < 1) program.error('--runs must be a positive integer');
+if (peersList.some((n) => !Number.isInteger(n) || n < 1 || n > 200)) program.error('--peers must be integers from 1 to 200');
+
+let workDir = '';
+let interrupted = false;
+process.on('SIGINT', () => {
+  if (interrupted) process.exit(130);
+  interrupted = true;
+  log('interrupted: stopping engines and removing namespaces ...');
+  killAll();
+  const n = sweep();
+  if (n) log(`removed ${n} network namespace(s)`);
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+  process.exit(130);
+});
+
+/** Engines that cannot run here are dropped with a note instead of failing the whole run. */
+async function usableEngines(notes: string[]): Promise<EngineName[]> {
+  const ok: EngineName[] = [];
+  for (const e of engines) {
+    if (e === 'shoal' && !existsSync(join(ROOT, 'dist/src/index.js'))) { notes.push('Shoal skipped: dist/src/index.js is missing (engine not built)'); continue; }
+    if (e === 'webtorrent') {
+      try { await ensureWebTorrent(log); } catch (err) { notes.push(`WebTorrent skipped: install failed: ${(err as Error).message.split('\n')[0]}`); continue; }
+    }
+    ok.push(e);
+  }
+  return ok;
+}
+
+async function base(scenario: Scenario, options: Record<string, unknown>): Promise<ResultFile> {
+  return {
+    scenario, startedAt: new Date().toISOString(), finishedAt: '', quick, options,
+    machine: machineFacts(), versions: await engineVersions(), charts: [], notes: [],
+  };
+}
+
+async function finish(r: ResultFile): Promise<void> {
+  r.finishedAt = new Date().toISOString();
+  const path = await writeResult(r);
+  log(`wrote ${path}`);
+}
+
+async function scenarioLimits(file: string | undefined, size: number): Promise<Limits> {
+  return measureLimits({ file, size, workDir, log });
+}
+
+async function pair(): Promise<Limits> {
+  const r = await base('pair', { size: pairSize, pieceLengths, runs, engines });
+  const use = await usableEngines(r.notes);
+  r.options.engines = use;
+  const res = await runPairScenario({ size: pairSize, pieceLengths, runs, engines: use, workDir, log });
+  r.pair = res;
+  // Limits after the runs, on the same (still cached) data file, so they describe this run's machine state.
+  r.limits = await scenarioLimits(join(workDir, 'seed/data.bin'), pairSize);
+  await rm(join(workDir, 'seed'), { recursive: true, force: true });
+  await finish(r);
+  return r.limits;
+}
+
+async function swarm(): Promise<void> {
+  const r = await base('swarm', { size: swarmSize, pieceLength: swarmPiece, peers: peersList, rate: opts.rate, engines });
+  if (process.getuid?.() !== 0) {
+    r.notes.push('swarm skipped: network namespaces need root');
+    log(r.notes[0]!);
+    await finish(r);
+    return;
+  }
+  const use = await usableEngines(r.notes);
+  const swarmEngines: EngineName[] = [];
+  for (const e of use) {
+    if (e === 'libtorrent') swarmEngines.push('libtorrent', 'libtorrent-default');
+    else if (e === 'aria2') r.notes.push('aria2 is not part of the swarm scenario (it needs a tracker; the issue compares Shoal, libtorrent, WebTorrent and HTTP)');
+    else swarmEngines.push(e);
+  }
+  r.options.engines = swarmEngines;
+  const results: SwarmResult[] = [];
+  r.swarm = results;
+  const removed = sweep();
+  if (removed) log(`swarm: removed ${removed} leftover namespace(s)`);
+  try {
+    for (const n of peersList) {
+      let rate = opts.rate;
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const batch: SwarmResult[] = [];
+        for (const e of swarmEngines) batch.push(await runSwarm({ engine: e, peers: n, rate, size: swarmSize, pieceLength: swarmPiece, workDir, log }));
+        results.push(...batch);
+        if (!opts.adapt || attempt > 0 || !batch.some((b) => b.saturated)) break;
+        const lower = `${Math.round(parseRate(rate) / 2e6)}mbit`;
+        r.notes.push(`N=${n}: the ${cpus().length} cores saturated at ${rate}; reran every engine at ${lower}`);
+        log(`swarm: cores saturated at ${rate}; rerunning N=${n} at ${lower}`);
+        r.options.adaptedFrom = rate;
+        rate = lower;
+      }
+    }
+  } finally {
+    sweep();
+  }
+  await finish(r);
+}
+
+async function create(limits: Limits | undefined): Promise<void> {
+  const r = await base('create', { size: createSize, pieceLength: 1 << 20, runs });
+  const tools: Creator[] = [];
+  if (engines.includes('shoal')) {
+    if (existsSync(join(ROOT, 'dist/src/metainfo/index.js'))) tools.push('shoal');
+    else r.notes.push('Shoal skipped: dist/src/metainfo/index.js is missing');
+  }
+  tools.push('mktorrent');
+  if (engines.includes('libtorrent')) tools.push('libtorrent');
+  r.limits = limits ?? (await scenarioLimits(undefined, 64 << 20));
+  const perCore = r.limits.sha1PerCoreMBps;
+  r.create = await runCreateScenario({ size: createSize, pieceLength: 1 << 20, runs, tools, workDir, sha1PerCoreMBps: perCore, cores: cpus().length, log });
+  await finish(r);
+}
+
+async function limitsOnly(): Promise<void> {
+  const r = await base('limits', { size: pairSize });
+  const file = join(workDir, 'limits.bin');
+  await writeRandomFile(file, pairSize);
+  r.limits = await scenarioLimits(file, pairSize);
+  await rm(file, { force: true });
+  await finish(r);
+}
+
+async function main(): Promise<void> {
+  workDir = await mkdtemp(join(tmpdir(), 'shoal-bench-'));
+  log(`bench: scenario ${opts.scenario}${quick ? ' (quick)' : ''}, engines ${engines.join(', ')}, work dir ${workDir}`);
+  try {
+    const s = opts.scenario;
+    let limits: Limits | undefined;
+    if (s === 'limits') await limitsOnly();
+    if (s === 'pair' || s === 'all') limits = await pair();
+    if (s === 'create' || s === 'all') await create(limits);
+    if (s === 'swarm' || s === 'all') await swarm();
+    const latest = await writeLatest();
+    log(`summary: ${latest}`);
+  } finally {
+    killAll();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  log(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+  killAll();
+  sweep();
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+  process.exit(1);
+});
+
+
