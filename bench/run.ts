@@ -31,11 +31,12 @@ const program = new Command()
   .option('--create-size <size>', 'create: file size', '4GiB')
   .option('--no-adapt', 'swarm: do not rerun at half the rate when the cores saturate')
   .option('--quick', 'small sizes and one run: a smoke test, not a measurement')
+  .option('--report-only', 'only rebuild results/latest.md and the README section from existing result files')
   .parse();
 
 const opts = program.opts<{
   scenario: Scenario | 'all'; engines: string; size: string; piece: string; runs: string; peers: string; rate: string;
-  swarmSize: string; swarmPiece: string; createSize: string; adapt: boolean; quick?: boolean;
+  swarmSize: string; swarmPiece: string; createSize: string; adapt: boolean; quick?: boolean; reportOnly?: boolean;
 }>();
 
 const log = (m: string): void => { process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`); };
@@ -175,6 +176,10 @@ async function limitsOnly(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (opts.reportOnly) {
+    log(`summary: ${await writeLatest()}`);
+    return;
+  }
   workDir = await mkdtemp(join(tmpdir(), 'shoal-bench-'));
   log(`bench: scenario ${opts.scenario}${quick ? ' (quick)' : ''}, engines ${engines.join(', ')}, work dir ${workDir}`);
   try {

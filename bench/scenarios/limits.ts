@@ -39,18 +39,30 @@ function hashWorker(ms: number): Promise<number> {
   });
 }
 
-export async function sha1PerCore(ms = 2000): Promise<number> {
+/**
+ * Best of several short windows: on a shared machine other work can steal a window, and a limit
+ * is about what the machine can do, so the fastest window is the honest estimate.
+ */
+export async function sha1PerCore(windows = 6, ms = 400): Promise<number> {
   const buf = Buffer.allocUnsafe(1 << 20).fill(7);
   for (let i = 0; i < 20; i++) createHash('sha1').update(buf).digest(); // warm up
-  let n = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < ms) { createHash('sha1').update(buf).digest(); n++; }
-  return (n * buf.length) / ((performance.now() - t0) / 1000) / 1e6;
+  let best = 0;
+  for (let w = 0; w < windows; w++) {
+    let n = 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < ms) { createHash('sha1').update(buf).digest(); n++; }
+    best = Math.max(best, (n * buf.length) / ((performance.now() - t0) / 1000) / 1e6);
+  }
+  return best;
 }
 
-export async function sha1AllCores(ms = 2000): Promise<number> {
-  const rates = await Promise.all(cpus().map(() => hashWorker(ms)));
-  return rates.reduce((a, b) => a + b, 0);
+export async function sha1AllCores(windows = 3, ms = 600): Promise<number> {
+  let best = 0;
+  for (let w = 0; w < windows; w++) {
+    const rates = await Promise.all(cpus().map(() => hashWorker(ms)));
+    best = Math.max(best, rates.reduce((a, b) => a + b, 0));
+  }
+  return best;
 }
 
 async function sha1Openssl(): Promise<number | null> {

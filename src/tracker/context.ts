@@ -16,6 +16,8 @@ export interface TrackerContext {
   readonly trackerId: string;
   /** Private mode: false for info-hashes that are not on the allow-list. */
   isAllowed(infoHash: Buffer): boolean;
+  /** Same, for an info-hash given as a latin1 string. */
+  isAllowedKey(infoHashKey: string): boolean;
   /** undefined = passkeys not required. */
   readonly passkeys: ReadonlySet<string> | undefined;
   readonly trustProxyHeader: boolean;

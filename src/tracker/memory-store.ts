@@ -26,7 +26,7 @@ class Peer implements SelectedPeer {
   idx = 0;
   list: PeerList;
   loc: Location | undefined;
-  constructor(readonly key: string, readonly peerId: Buffer, public compact: Buffer, list: PeerList) { this.list = list; }
+  constructor(readonly key: number | string, public peerId: Buffer, public compact: Buffer, list: PeerList) { this.list = list; }
 }
 
 /**
@@ -83,8 +83,15 @@ class PeerList {
   }
 }
 
+/**
+ * Peers are keyed by address (IPv4: ip * 65536 + port as a number; IPv6: the 18 bytes as a string),
+ * like opentracker: only the endpoint itself can update or stop its entry (UDP connection ids and
+ * TCP prove the address), a restarted client with a new peer id replaces its old entry instead of
+ * leaving a ghost, and the hot path builds no key strings.
+ */
 class Swarm {
-  readonly peers = new Map<string, Peer>();
+  readonly peers4 = new Map<number, Peer>();
+  readonly peers6 = new Map<string, Peer>();
   readonly s4 = new PeerList(true, false);
   readonly l4 = new PeerList(false, false);
   readonly s6 = new PeerList(true, true);
@@ -92,6 +99,7 @@ class Swarm {
   downloaded = 0;
   lastSeen = 0;
   constructor(readonly key: string) {}
+  get size(): number { return this.peers4.size + this.peers6.size; }
   get seeds(): number { return this.s4.len + this.s6.len; }
   get leechers(): number { return this.l4.len + this.l6.len; }
   listFor(seed: boolean, compact: Buffer): PeerList {
@@ -124,6 +132,8 @@ export class MemoryStore implements SwarmStore {
   private totalLeechers = 0;
   /** Stamps entries picked during one selection so none is picked twice. */
   private seq = 0;
+  /** Reused per selection (announce is synchronous): fewer short-lived objects on the hot path. */
+  private readonly lists: PeerList[] = [];
 
   constructor(opts: MemoryStoreOptions) {
     this.ttl = opts.peerTtlMs;
@@ -142,7 +152,7 @@ export class MemoryStore implements SwarmStore {
 
   announce(req: AnnounceRequest): AnnounceResult {
     const now = Date.now();
-    const hkey = req.infoHash.toString('latin1');
+    const hkey = req.infoHashKey ?? req.infoHash.toString('latin1');
     let swarm = this.swarms.get(hkey);
     if (!swarm) {
       if (req.event === 'stopped') return { complete: 0, incomplete: 0, downloaded: 0, peers: [] };
@@ -152,9 +162,9 @@ export class MemoryStore implements SwarmStore {
     }
     swarm.lastSeen = now;
     const compact = req.compact;
-    // Peers are keyed by peer id *and* IP, so nobody can stop or move someone else's entry by copying its peer id.
-    const pkey = req.peerId.toString('latin1') + compact.toString('latin1', 0, compact.length - 2);
-    let peer = swarm.peers.get(pkey);
+    const v4 = compact.length === 6;
+    const pkey = v4 ? compact.readUInt32BE(0) * 65536 + ((compact[4]! << 8) | compact[5]!) : compact.toString('latin1');
+    let peer = v4 ? swarm.peers4.get(pkey as number) : swarm.peers6.get(pkey as string);
 
     if (req.event === 'stopped') {
       if (peer) this.removePeer(swarm, peer);
@@ -165,19 +175,19 @@ export class MemoryStore implements SwarmStore {
     const expires = now + this.ttl;
     if (peer) {
       if (!peer.list.seeds && seed && req.event === 'completed') swarm.downloaded++;
-      peer.compact = compact;
+      if (!sameBytes(peer.peerId, req.peerId)) peer.peerId = Buffer.from(req.peerId);
       if (peer.list.seeds !== seed) {
         this.unlist(peer);
         this.enlist(swarm.listFor(seed, compact), peer, expires);
       } else {
-        peer.list.set(peer.idx, compact, expires);
+        peer.list.exp[peer.idx] = expires;
       }
     } else {
       if (req.event === 'completed') swarm.downloaded++;
-      if (swarm.peers.size < this.maxPeersPerSwarm && this.peerCount < this.maxPeers) {
+      if (swarm.size < this.maxPeersPerSwarm && this.peerCount < this.maxPeers) {
         peer = new Peer(pkey, Buffer.from(req.peerId), compact, swarm.l4);
         if (this.zones) peer.loc = this.zones.lookup(compact);
-        swarm.peers.set(pkey, peer);
+        if (v4) swarm.peers4.set(pkey as number, peer); else swarm.peers6.set(pkey as string, peer);
         this.enlist(swarm.listFor(seed, compact), peer, expires);
       }
     }
@@ -222,12 +232,12 @@ export class MemoryStore implements SwarmStore {
         continue;
       }
       const swarm = next.value;
-      budget -= swarm.peers.size + 1;
+      budget -= swarm.size + 1;
       for (const list of [swarm.s4, swarm.l4, swarm.s6, swarm.l6]) {
         // Backwards: removal swaps in the last entry, which has already been checked.
         for (let i = list.len - 1; i >= 0; i--) if (list.exp[i]! <= now) this.removePeer(swarm, list.peers[i]!);
       }
-      if (swarm.peers.size === 0 && swarm.lastSeen + this.ttl <= now) this.swarms.delete(swarm.key);
+      if (swarm.size === 0 && swarm.lastSeen + this.ttl <= now) this.swarms.delete(swarm.key);
     }
   }
 
@@ -243,7 +253,7 @@ export class MemoryStore implements SwarmStore {
 
   private removePeer(swarm: Swarm, p: Peer): void {
     this.unlist(p);
-    swarm.peers.delete(p.key);
+    if (typeof p.key === 'number') swarm.peers4.delete(p.key); else swarm.peers6.delete(p.key);
   }
 
   private nextSeq(): number {
@@ -257,7 +267,8 @@ export class MemoryStore implements SwarmStore {
 
   private select(swarm: Swarm, req: AnnounceRequest, self: Peer | undefined, now: number, result: AnnounceResult): void {
     // Seeds have nothing to gain from other seeds.
-    const lists: PeerList[] = [];
+    const lists = this.lists;
+    lists.length = 0;
     if (req.family !== 6) { if (!req.seed) lists.push(swarm.s4); lists.push(swarm.l4); }
     if (req.family !== 4) { if (!req.seed) lists.push(swarm.s6); lists.push(swarm.l6); }
     const c = req.compact;
@@ -277,8 +288,8 @@ export class MemoryStore implements SwarmStore {
     for (const l of lists) { total += l.len; if (l.v6) total6 += l.len; else total4 += l.len; }
     const sink: Sink = { peers: undefined, b4: undefined, o4: 0, b6: undefined, o6: 0, n: 0 };
     if (req.compactOnly) {
-      sink.b4 = Buffer.allocUnsafe(Math.min(numwant, total4) * 6);
-      sink.b6 = Buffer.allocUnsafe(Math.min(numwant, total6) * 18);
+      sink.b4 = total4 ? Buffer.allocUnsafe(Math.min(numwant, total4) * 6) : EMPTY;
+      sink.b6 = total6 ? Buffer.allocUnsafe(Math.min(numwant, total6) * 18) : EMPTY;
     } else sink.peers = result.peers as Peer[];
     if (total <= numwant + 1) {
       for (const l of lists) sampleInto(l, Math.min(l.len, numwant - sink.n), sink, me, now, seq);
@@ -287,7 +298,10 @@ export class MemoryStore implements SwarmStore {
       for (const l of lists) sampleInto(l, Math.floor((numwant * l.len) / total), sink, me, now, seq);
       for (let i = 0; i < lists.length && sink.n < numwant; i++) sampleInto(lists[i]!, numwant - sink.n, sink, me, now, seq);
     }
-    if (sink.b4) { result.compact4 = sink.b4.subarray(0, sink.o4); result.compact6 = sink.b6!.subarray(0, sink.o6); }
+    if (sink.b4) {
+      result.compact4 = sink.o4 === sink.b4.length ? sink.b4 : sink.b4.subarray(0, sink.o4);
+      result.compact6 = sink.o6 === sink.b6!.length ? sink.b6! : sink.b6!.subarray(0, sink.o6);
+    }
   }
 
   private selectByLocality(lists: PeerList[], numwant: number, me: Self, now: number, seq: number, loc: Location): Peer[] {
@@ -313,6 +327,12 @@ export class MemoryStore implements SwarmStore {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function sameBytes(a: Buffer, b: Buffer): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 function fillCompact(result: AnnounceResult): void {
   let n4 = 0, n6 = 0;

@@ -4,6 +4,8 @@ import type { AnnounceEvent, StoreStats } from './swarm-store.js';
 export type Protocol = 'http' | 'udp';
 
 const EVENTS: AnnounceEvent[] = ['none', 'started', 'completed', 'stopped', 'paused'];
+const EVENT_INDEX: Record<AnnounceEvent, number> = { none: 0, started: 1, completed: 2, stopped: 3, paused: 4 };
+const KEYS: [Protocol, AnnounceEvent][] = [...EVENTS.map((e) => ['http', e] as [Protocol, AnnounceEvent]), ...EVENTS.map((e) => ['udp', e] as [Protocol, AnnounceEvent])];
 
 interface Inc { inc(n?: number): void }
 
@@ -14,7 +16,8 @@ interface Inc { inc(n?: number): void }
  */
 export class TrackerMetrics {
   readonly registry = new Registry();
-  private readonly announceChildren: Record<Protocol, Record<AnnounceEvent, Inc>>;
+  /** Announces not yet handed to prom-client, indexed like KEYS. */
+  private readonly pending = new Float64Array(2 * EVENTS.length);
   private readonly connects: Inc;
   private readonly scrapes: Record<Protocol, Inc>;
   private readonly errors: Counter<'protocol' | 'reason'>;
@@ -25,13 +28,18 @@ export class TrackerMetrics {
   private readonly rateTimer: NodeJS.Timeout;
 
   constructor(statsSource: () => Promise<StoreStats>) {
-    const announces = new Counter({
+    // The hot path bumps plain numbers; prom-client sees the difference when scraped.
+    const pending = this.pending;
+    const announces: Counter<'protocol' | 'event'> = new Counter({
       name: 'shoal_tracker_announces_total', help: 'Announce requests served, by protocol and event',
       labelNames: ['protocol', 'event'] as const, registers: [this.registry],
+      collect() {
+        for (let i = 0; i < pending.length; i++) {
+          if (pending[i]! > 0) { announces.labels(KEYS[i]![0], KEYS[i]![1]).inc(pending[i]!); pending[i] = 0; }
+        }
+      },
     });
-    const bind = (p: Protocol): Record<AnnounceEvent, Inc> =>
-      Object.fromEntries(EVENTS.map((e) => [e, announces.labels(p, e)])) as Record<AnnounceEvent, Inc>;
-    this.announceChildren = { http: bind('http'), udp: bind('udp') };
+    for (const [p, e] of KEYS) announces.labels(p, e); // all series exist from the start, at 0
     const scrapes = new Counter({
       name: 'shoal_tracker_scrapes_total', help: 'Scrape requests served, by protocol',
       labelNames: ['protocol'] as const, registers: [this.registry],
@@ -76,7 +84,7 @@ export class TrackerMetrics {
 
   announce(protocol: Protocol, event: AnnounceEvent): void {
     this.announcesTotal++;
-    this.announceChildren[protocol][event].inc();
+    this.pending[(protocol === 'udp' ? EVENTS.length : 0) + EVENT_INDEX[event]]!++;
   }
 
   scrape(protocol: Protocol): void { this.scrapes[protocol].inc(); }

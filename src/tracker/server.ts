@@ -137,6 +137,7 @@ export class TrackerServer {
       defaultNumwant: Math.min(o.defaultNumwant ?? 50, o.maxNumwant ?? 200), maxNumwant: o.maxNumwant ?? 200,
       trackerId: this.trackerId,
       isAllowed: (h) => this.allowRaw === undefined || this.allowRaw.has(h.toString('latin1')),
+      isAllowedKey: (k) => this.allowRaw === undefined || this.allowRaw.has(k),
       get passkeys() { return self.passkeySet; },
       trustProxyHeader: o.trustProxyHeader === true,
       trustIpParam: o.trustIpParam === true,

@@ -8,6 +8,8 @@ export type AnnounceEvent = 'none' | 'started' | 'completed' | 'stopped' | 'paus
 export interface AnnounceRequest {
   /** 20 raw bytes. */
   infoHash: Buffer;
+  /** Optional: `infoHash` as a latin1 string, when the front end already has it (saves building it twice). */
+  infoHashKey?: string;
   /** 20 raw bytes. */
   peerId: Buffer;
   /** Compact address of the announcing peer: 6 bytes (IPv4) or 18 bytes (IPv6), port included. */

@@ -29,7 +29,7 @@ interface CachedId { hi: number; lo: number; bucket: number }
 export class UdpTracker {
   private socket: Socket | undefined;
   private readonly secret: Buffer;
-  private readonly idCache = new Map<string, CachedId>();
+  private readonly idCache = new Map<number | string, CachedId>();
 
   constructor(private readonly ctx: TrackerContext, secret?: Buffer) {
     this.secret = secret ?? randomBytes(32);
@@ -107,8 +107,8 @@ export class UdpTracker {
     if (event === undefined) { this.error(tid, 'invalid event', rinfo, 'malformed'); return; }
     const port = msg.readUInt16BE(96);
     if (port === 0) { this.error(tid, 'port must be in 1..65535', rinfo, 'malformed'); return; }
-    const infoHash = msg.subarray(16, 36);
-    if (!ctx.isAllowed(infoHash)) { this.error(tid, 'info_hash not authorized', rinfo, 'not_allowed'); return; }
+    const infoHashKey = msg.toString('latin1', 16, 36);
+    if (!ctx.isAllowedKey(infoHashKey)) { this.error(tid, 'info_hash not authorized', rinfo, 'not_allowed'); return; }
     const wantNum = msg.readInt32BE(92);
     const numwant = wantNum < 0 ? ctx.defaultNumwant : Math.min(wantNum, ctx.maxNumwant);
 
@@ -130,7 +130,8 @@ export class UdpTracker {
       compact.writeUInt16BE(port, 16);
     }
     const req: AnnounceRequest = {
-      infoHash,
+      infoHash: msg.subarray(16, 36),
+      infoHashKey,
       peerId: msg.subarray(36, 56),
       compact,
       seed: (msg.readUInt32BE(64) === 0 && msg.readUInt32BE(68) === 0) || event === 'completed',
@@ -222,7 +223,7 @@ export class UdpTracker {
 
   private verifyId(msg: Buffer, address: string, port: number, bucket: number): boolean {
     const hi = msg.readUInt32BE(0), lo = msg.readUInt32BE(4);
-    const key = `${address}|${port}`;
+    const key = endpointKey(address, port);
     const c = this.idCache.get(key);
     if (c && c.hi === hi && c.lo === lo && bucket - c.bucket <= 1 && bucket >= c.bucket) return true;
     for (let b = bucket; b >= bucket - 1; b--) {
@@ -237,8 +238,20 @@ export class UdpTracker {
 
   private remember(address: string, port: number, hi: number, lo: number, bucket: number): void {
     if (this.idCache.size >= ID_CACHE_MAX) this.idCache.clear();
-    this.idCache.set(`${address}|${port}`, { hi, lo, bucket });
+    this.idCache.set(endpointKey(address, port), { hi, lo, bucket });
   }
+}
+
+/** A number for IPv4 endpoints (no string building on the hot path), a string for IPv6. */
+function endpointKey(address: string, port: number): number | string {
+  const v4 = address.includes(':') ? (address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : undefined) : address;
+  if (v4 === undefined) return `${address}|${port}`;
+  let ip = 0, octet = 0;
+  for (let i = 0; i < v4.length; i++) {
+    const c = v4.charCodeAt(i);
+    if (c === 46) { ip = ip * 256 + octet; octet = 0; } else octet = octet * 10 + (c - 48);
+  }
+  return (ip * 256 + octet) * 65536 + port;
 }
 
 function literalLookup(address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void): void {

@@ -42,10 +42,16 @@ export async function seedCommand(source: string, opts: SeedCommandOptions, out:
     const isTorrentFile = st.isFile() && abs.endsWith('.torrent');
 
     if (opts.embeddedTracker !== false) {
-      tracker = new TrackerServer({ host: opts.host ?? '0.0.0.0', httpPort: opts.trackerPort !== undefined ? parsePort(opts.trackerPort, '--tracker-port') : 6969, udpPort: false });
-      await tracker.listen();
+      // A short interval: in a one-command deployment new downloaders should learn of each other quickly.
+      tracker = new TrackerServer({
+        host: opts.host ?? '0.0.0.0', publicHost: announceHost, interval: 60,
+        httpPort: opts.trackerPort !== undefined ? parsePort(opts.trackerPort, '--tracker-port') : 6969, udpPort: false,
+      });
+      await tracker.listen().catch((err: Error) => {
+        throw new ShoalError('EUSAGE', `cannot start the embedded tracker: ${err.message} (use --tracker-port or --no-embedded-tracker)`);
+      });
     }
-    const embeddedUrl = tracker ? tracker.announceUrl.replace(/^http:\/\/[^/]+/, `http://${hostForUrl(announceHost)}:${new URL(tracker.announceUrl).port}`) : null;
+    const embeddedUrl = tracker ? tracker.announceUrl : null;
 
     let meta: Metainfo;
     let torrentFile: string;
@@ -104,8 +110,4 @@ export function defaultAnnounceHost(): string {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
   return '127.0.0.1';
-}
-
-function hostForUrl(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
 }
