@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fmtSize } from './data.js';
-import { displayName, ROOT, type EngineName } from './engines.js';
+import { displayName, ROOT } from './engines.js';
 import type { Machine } from './machine.js';
 import { fmt, fmtSummary } from './stats.js';
 import { barChart, cdfChart } from './svg.js';
@@ -195,4 +195,3 @@ export async function writeLatest(): Promise<string> {
   return join(RESULTS_DIR, 'latest.md');
 }
 
-export type { EngineName };

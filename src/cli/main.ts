@@ -38,7 +38,8 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable JSON lines on stdout')
     .option('-v, --verbose', 'more detail on stderr (peers, stack traces)')
     .option('-q, --quiet', 'no progress output')
-    .showHelpAfterError('(run with --help for usage)')
+    // Usage errors read like every other error: one `shoal: ` line on stderr (subcommands inherit this).
+    .configureOutput({ outputError: (text, write) => write(`shoal: ${text.replace(/^error: /, '').trim()} (see --help)\n`) })
     .exitOverride();
 
   program

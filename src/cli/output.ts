@@ -116,7 +116,8 @@ export class Output {
   fail(err: unknown): number {
     this.stopProgress();
     const code = isShoalError(err) ? CODE_EXIT[err.code] ?? EXIT.failure : EXIT.failure;
-    const message = err instanceof Error ? err.message : String(err);
+    // One line whatever the source: scripts and log collectors split on newlines.
+    const message = (err instanceof Error ? err.message : String(err)).replace(/\s*[\r\n]+\s*/g, ' ').trim();
     if (this.json) process.stdout.write(JSON.stringify({ type: 'error', code: isShoalError(err) ? err.code : 'EFAIL', message }) + '\n');
     process.stderr.write(`shoal: ${message}\n`);
     if (this.verbose && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');

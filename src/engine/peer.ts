@@ -2,6 +2,7 @@ import type { PeerWire } from '../wire/peer-wire.js';
 import type { HandshakeInfo } from '../wire/types.js';
 import { Bitfield } from '../util/bitfield.js';
 import { RateMeter } from './rate-meter.js';
+import type { SeedingPeer } from './initial-seeding.js';
 
 /** One block we asked a peer for. */
 export interface OutstandingRequest {
@@ -21,7 +22,7 @@ export interface IncomingRequest {
  * Per-connection state. It holds no policy: the torrent decides what to request, whom to unchoke and whom to ban;
  * the peer only remembers what was said on the wire and counts bytes.
  */
-export class Peer {
+export class Peer implements SeedingPeer {
   /** Set right after construction: the wire's handler needs the peer, and the peer needs the wire. */
   wire!: PeerWire;
   readonly handshake: HandshakeInfo;
@@ -82,6 +83,19 @@ export class Peer {
 
   get hasAll(): boolean {
     return this.isSeed || this.bits.complete;
+  }
+
+  // SeedingPeer (initial seeding)
+  has(index: number): boolean {
+    return this.isSeed || this.bits.get(index);
+  }
+
+  advertise(index: number): void {
+    if (!this.closed) this.wire.have(index);
+  }
+
+  uploadRate(): number {
+    return this.uploadMeter.rate();
   }
 }
 

@@ -16,6 +16,7 @@ import { Downloader } from './download.js';
 import { Uploader } from './upload.js';
 import { PeerManager } from './peer-manager.js';
 import { Peer } from './peer.js';
+import { InitialSeeder } from './initial-seeding.js';
 import type { AddOptions, PeerStats, TorrentState, TorrentStats } from './types.js';
 
 /** What a torrent needs from the client that owns it. */
@@ -67,6 +68,8 @@ export class Torrent extends EventEmitter {
   private uploader!: Uploader;
   private readonly peerManager: PeerManager;
   private announcer: Announcer | null = null;
+  /** Set while initial seeding is spreading pieces; null otherwise. */
+  private seeder: InitialSeeder | null = null;
   private readonly peers = new Map<string, Peer>();
 
   private readonly downloadMeter = new RateMeter();
@@ -152,7 +155,8 @@ export class Torrent extends EventEmitter {
       have,
       uploadBucket: this.ctx.uploadBucket,
       readBlock: (index, begin, length) => this.storage.readBlock(index, begin, length),
-      uploaded: (peer, bytes) => {
+      uploaded: (peer, index, bytes) => {
+        this.seeder?.blockSent(peer, index, bytes);
         peer.uploaded += bytes;
         peer.uploadMeter.add(bytes);
         this.uploadedBytes += bytes;
@@ -169,6 +173,9 @@ export class Torrent extends EventEmitter {
     }
     const complete = this.picker.missingCount() === 0;
     this.stateValue = complete ? 'seeding' : 'downloading';
+    if (complete && have.complete && this.opts.initialSeeding !== false) {
+      this.seeder = new InitialSeeder(meta.pieceCount, meta.pieceLength, meta.lastPieceLength);
+    }
     this.emit('checked', this.stats());
     if (complete) this.emit('done');
 
@@ -239,14 +246,22 @@ export class Torrent extends EventEmitter {
   private sendHello(peer: Peer): void {
     const wire = peer.wire;
     const have = this.storage.have;
+    const seeder = this.seeder?.active ? this.seeder : null;
     wire.cork();
-    if (peer.handshake.fast && have.empty) wire.haveNone();
+    if (seeder) {
+      // Initial seeding: reveal pieces one offer at a time (below) instead of a full bitfield.
+      if (peer.handshake.fast) wire.haveNone();
+    } else if (peer.handshake.fast && have.empty) wire.haveNone();
     else if (peer.handshake.fast && have.complete) wire.haveAll();
     else if (!have.empty) wire.bitfield(have.buffer);
     if (peer.handshake.extended) {
       const ext: Record<string, unknown> = { m: {}, v: this.ctx.clientName, reqq: MAX_QUEUED_REQUESTS };
       if (this.ctx.port > 0) ext['p'] = this.ctx.port;
       wire.extendedHandshake(ext);
+    }
+    if (seeder) {
+      seeder.addPeer(peer);
+      seeder.offer(peer);
     }
     wire.uncork();
   }
@@ -277,6 +292,7 @@ export class Torrent extends EventEmitter {
         if (peer.isSeed || peer.bits.get(index)) return;
         peer.bits.set(index);
         t.picker.addPeerHave(index);
+        t.seeder?.peerHas(peer, index);
         if (t.storage.wanted.get(index) && !t.storage.have.get(index)) {
           peer.interestingCount++;
           t.updateInterest(peer);
@@ -295,6 +311,7 @@ export class Torrent extends EventEmitter {
         t.picker.addPeerBitfield(parsed);
         peer.interestingCount = t.countInteresting(parsed);
         if (t.done && parsed.complete) return peer.wire.destroy();
+        t.seeder?.peerBitfield(peer);
         t.updateInterest(peer);
       },
       onHaveAll() {
@@ -397,6 +414,7 @@ export class Torrent extends EventEmitter {
       else if (!peer.bits.empty) this.picker.removePeerBitfield(peer.bits);
     }
     peer.uploadQueue.length = 0;
+    this.seeder?.removePeer(peer);
     this.emit('disconnect', key, err);
     if (peer.outbound) this.peerManager.disconnected({ host: peer.host, port: peer.port }, err !== undefined);
     if (!peer.amChoking) this.scheduleRechoke();

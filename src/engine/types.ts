@@ -37,6 +37,11 @@ export interface AddOptions {
   announce?: string[][];
   /** Keep uploading after the download completes. Default true. */
   seed?: boolean;
+  /**
+   * When starting as the only source (complete data), send each piece out once before any piece twice by
+   * advertising pieces to peers a few at a time (see initial-seeding.ts). Default true.
+   */
+  initialSeeding?: boolean;
   /** Resume file location; false disables resume data. */
   resumeFile?: string | false;
 }

@@ -11,8 +11,8 @@ export interface UploadHost {
   readonly have: Bitfield;
   readonly uploadBucket: TokenBucket | null;
   readBlock(index: number, begin: number, length: number): Promise<Buffer>;
-  /** Payload bytes sent to a peer. */
-  uploaded(peer: Peer, bytes: number): void;
+  /** Payload bytes of piece `index` sent to a peer. */
+  uploaded(peer: Peer, index: number, bytes: number): void;
   protocolError(peer: Peer, reason: string): void;
   /** The peer's request queue is longer than we advertised: it is flooding us. */
   readonly maxQueuedRequests: number;
@@ -96,7 +96,7 @@ export class Uploader {
         if (q[0] !== r) continue; // cancelled (or choked) while reading
         q.shift();
         peer.wire.piece(r.index, r.begin, block);
-        this.host.uploaded(peer, r.length);
+        this.host.uploaded(peer, r.index, r.length);
       }
     } finally {
       peer.serving = false;

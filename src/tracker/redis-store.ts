@@ -7,8 +7,9 @@ import {
 
 /*
  * Layout per swarm (hex info-hash H, in a {H} hash tag so one swarm's keys share a cluster slot):
- *   P{H}:s4 P{H}:l4 P{H}:s6 P{H}:l6   sorted sets of peer keys (peer id + IP bytes) scored by expiry time (ms)
- *   P{H}:a                             hash peer key -> 1 byte kind (1..4 = which set) + compact address
+ *   P{H}:s4 P{H}:l4 P{H}:s6 P{H}:l6   sorted sets of compact peer addresses (IP + port) scored by expiry time (ms)
+ *   P{H}:a                             hash address -> 1 byte kind (1..4 = which set) + peer id
+ * Peers are keyed by address, as in the memory store: only the endpoint can update or stop its entry.
  *   P{H}:m                             hash with the "downloaded" counter
  * and one P:swarms sorted set (H scored by swarm expiry) that only /stats reads.
  *
@@ -24,7 +25,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[1])
 local exp = now + ttl
 local member = ARGV[2]
-local addr = ARGV[3]
+local pid = ARGV[3]
 local seed = ARGV[4] == '1'
 local event = ARGV[5]
 local numwant = tonumber(ARGV[6])
@@ -43,7 +44,7 @@ local oldKind = 0
 if old then oldKind = string.byte(old, 1) end
 local kind = 2
 if seed then kind = 1 end
-if string.len(addr) == 18 then kind = kind + 2 end
+if string.len(member) == 18 then kind = kind + 2 end
 if oldKind > 0 and (event == 'stopped' or oldKind ~= kind) then
   redis.call('ZREM', KEYS[oldKind], member)
   if event == 'stopped' then redis.call('HDEL', A, member) end
@@ -57,7 +58,7 @@ if event ~= 'stopped' then
   end
   if stored then
     redis.call('ZADD', KEYS[kind], exp, member)
-    redis.call('HSET', A, member, string.char(kind) .. addr)
+    redis.call('HSET', A, member, string.char(kind) .. pid)
   end
 end
 local c = {}
@@ -217,7 +218,6 @@ export class RedisStore implements SwarmStore {
 
   async announce(req: AnnounceRequest): Promise<AnnounceResult> {
     const hex = req.infoHash.toString('hex');
-    const member = Buffer.concat([req.peerId, req.compact.subarray(0, req.compact.length - 2)]);
     const selfLoc = this.zones?.lookup(req.compact);
     // With locality, fetch a wider random sample and order it here; Redis has no notion of racks.
     const fetch = selfLoc ? Math.min(req.numwant * 4, 1000) : req.numwant;
@@ -225,17 +225,15 @@ export class RedisStore implements SwarmStore {
     try {
       reply = await this.cmd.shoalAnnounceBuffer(
         ...this.keys(hex), this.prefix + 'swarms',
-        this.ttl, member, req.compact, req.seed ? '1' : '0', req.event, fetch, String(req.family), hex, this.maxPeers,
+        this.ttl, req.compact, req.peerId, req.seed ? '1' : '0', req.event, fetch, String(req.family), hex, this.maxPeers,
       );
     } catch (err) {
       throw this.unavailable(err);
     }
     const peers: SelectedPeer[] = [];
     for (let i = 3; i + 1 < reply.length; i += 2) {
-      const id = reply[i] as Buffer, addr = reply[i + 1] as Buffer;
-      const compact = addr.subarray(1);
-      if (compact.equals(req.compact)) continue;
-      peers.push({ peerId: id.subarray(0, 20), compact });
+      const compact = reply[i] as Buffer, value = reply[i + 1] as Buffer;
+      peers.push({ peerId: value.subarray(1), compact });
     }
     shuffle(peers);
     if (selfLoc) {

@@ -5,6 +5,7 @@ import { parseMagnet } from '../../metainfo/index.js';
 import { ShoalError } from '../../util/errors.js';
 import { EXIT, formatBytes, type Output } from '../output.js';
 import { plainLine, untilSignal, watchTorrent } from './run-torrent.js';
+import { loadTorrent } from './load-torrent.js';
 import { clientOptions, type NetworkOptions } from './network-options.js';
 
 export interface GetCommandOptions extends NetworkOptions {
@@ -42,6 +43,13 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
     timeoutMs = Number(opts.timeout) * 1000;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new ShoalError('EUSAGE', `--timeout takes seconds, got "${opts.timeout}"`);
   }
+  // Everything about the input is checked before any socket or file is opened.
+  const meta = await loadTorrent(source);
+  for (const i of selectedFiles ?? []) {
+    if (i >= meta.files.length || meta.files[i]!.padding) {
+      throw new ShoalError('EUSAGE', `--select: file ${i} does not exist (the torrent has ${meta.files.length} files; see shoal info)`);
+    }
+  }
   const dir = resolve(opts.output ?? '.');
   const client = new Client(clientOptions(opts, 0));
   const signal = untilSignal();
@@ -49,11 +57,7 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
   try {
     const addOpts: Parameters<Client['add']>[1] = { path: dir, peers, recheck: opts.recheck === true, seed: opts.seed === true };
     if (selectedFiles) addOpts.selectedFiles = selectedFiles;
-    const torrent = await client.add(source, addOpts);
-    const meta = torrent.meta;
-    for (const i of selectedFiles ?? []) {
-      if (i >= meta.files.length) throw new ShoalError('EUSAGE', `--select: file ${i} does not exist (the torrent has ${meta.files.length} files)`);
-    }
+    const torrent = await client.add(meta, addOpts);
     const start = torrent.stats();
     out.event('added', { infoHash: meta.infoHashHex, name: meta.name, dir, port: client.port, have: start.wantedHave, wanted: start.wantedPieces },
       `${meta.name} (${formatBytes(meta.length)}) → ${dir}\n  listening on port ${client.port}; ${start.wantedHave} of ${start.wantedPieces} pieces already on disk`);

@@ -1,8 +1,7 @@
-import { readFile } from 'node:fs/promises';
-import { parseMagnet, parseTorrent } from '../../metainfo/index.js';
+import { parseMagnet } from '../../metainfo/index.js';
 import { formatPeerAddress } from '../../discovery/compact.js';
-import { ShoalError } from '../../util/errors.js';
 import { formatBytes, type Output } from '../output.js';
+import { loadTorrent } from './load-torrent.js';
 
 export async function infoCommand(source: string, out: Output): Promise<void> {
   if (source.startsWith('magnet:')) {
@@ -19,20 +18,15 @@ export async function infoCommand(source: string, out: Output): Promise<void> {
     out.event('info', data, lines.join('\n'));
     return;
   }
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(source);
-  } catch (err) {
-    throw new ShoalError('EUSAGE', `cannot read torrent file ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const meta = parseTorrent(bytes);
+  const meta = await loadTorrent(source);
+  // Indices count padding files too: they are what `get --select` takes.
+  const files = meta.files.map((f, index) => ({ f, index })).filter(({ f }) => !f.padding);
   const data = {
     name: meta.name, infoHash: meta.infoHashHex, length: meta.length, pieceLength: meta.pieceLength, pieces: meta.pieceCount,
-    private: meta.private, files: meta.files.filter((f) => !f.padding).map((f) => ({ path: f.path.join('/'), length: f.length })),
+    private: meta.private, files: files.map(({ f, index }) => ({ index, path: f.path.join('/'), length: f.length })),
     trackers: meta.announce, webSeeds: meta.urlList, comment: meta.comment ?? null, createdBy: meta.createdBy ?? null,
     creationDate: meta.creationDate?.toISOString() ?? null,
   };
-  const files = meta.files.filter((f) => !f.padding);
   const lines = [
     `name          ${meta.name}`,
     `info-hash     ${meta.infoHashHex}`,
@@ -43,10 +37,12 @@ export async function infoCommand(source: string, out: Output): Promise<void> {
   if (meta.comment) lines.push(`comment       ${meta.comment}`);
   if (meta.createdBy) lines.push(`created by    ${meta.createdBy}`);
   if (meta.creationDate) lines.push(`created on    ${meta.creationDate.toISOString()}`);
-  lines.push(`trackers      ${meta.announce.length === 0 ? '(none)' : ''}`);
+  lines.push(meta.announce.length === 0 ? 'trackers      (none)' : 'trackers');
   meta.announce.forEach((tier, i) => lines.push(`  tier ${i + 1}: ${tier.join(', ')}`));
   if (meta.urlList.length) lines.push(`web seeds     ${meta.urlList.join(', ')}`);
-  lines.push(`files (${files.length})`);
-  for (const f of files) lines.push(`  ${formatBytes(f.length).padStart(10)}  ${meta.multiFile ? [meta.name, ...f.path].join('/') : f.path.join('/')}`);
+  lines.push(`files (${files.length}; numbers for get --select)`);
+  for (const { f, index } of files) {
+    lines.push(`  ${String(index).padStart(3)}  ${formatBytes(f.length).padStart(10)}  ${meta.multiFile ? [meta.name, ...f.path].join('/') : f.path.join('/')}`);
+  }
   out.event('info', data, lines.join('\n'));
 }

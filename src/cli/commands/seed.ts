@@ -14,7 +14,7 @@ export interface SeedCommandOptions extends NetworkOptions {
   dir?: string;
   tracker?: string[];
   webSeed?: string[];
-  /** commander's --no-tracker sets this to false */
+  /** commander's --no-embedded-tracker sets this to false */
   embeddedTracker?: boolean;
   trackerPort?: string;
   announceHost?: string;
@@ -26,7 +26,7 @@ export interface SeedCommandOptions extends NetworkOptions {
 
 /**
  * Makes data available with one command: creates the torrent when given a path, starts an embedded tracker
- * (unless --no-tracker) and seeds until interrupted.
+ * (unless --no-embedded-tracker) and seeds until interrupted.
  */
 export async function seedCommand(source: string, opts: SeedCommandOptions, out: Output): Promise<number> {
   const announceHost = opts.announceHost ?? defaultAnnounceHost();

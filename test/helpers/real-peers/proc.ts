@@ -1,4 +1,5 @@
 import { spawn, execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 
 /**
  * A child process started by a test: its own process group (so stop() reaches anything it forks),
@@ -38,6 +39,14 @@ function installHook(): void {
   });
 }
 
+/**
+ * util-linux `setpriv --pdeathsig` makes the kernel kill the child if the test process dies without
+ * running exit hooks (SIGKILL, crash). Lost for daemons that switch user (opentracker); those rely on the hooks.
+ */
+const SETPRIV = (() => {
+  try { accessSync('/usr/bin/setpriv', constants.X_OK); return '/usr/bin/setpriv'; } catch { return undefined; }
+})();
+
 export function startProcess(
   name: string,
   cmd: string,
@@ -46,8 +55,12 @@ export function startProcess(
 ): ManagedProcess {
   installHook();
   const { keepLines = 200, keepInTail, ...spawnOpts } = opts;
-  const child = spawn(cmd, args, { ...spawnOpts, detached: true, stdio: spawnOpts.stdio ?? ['pipe', 'pipe', 'pipe'] });
-  if (child.pid === undefined) throw new Error(`${name}: could not start ${cmd}`);
+  const [file, argv] = SETPRIV ? [SETPRIV, ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
+  const child = spawn(file, argv, { ...spawnOpts, detached: true, stdio: spawnOpts.stdio ?? ['pipe', 'pipe', 'pipe'] });
+  if (child.pid === undefined) {
+    child.once('error', () => {}); // reported by the throw below, not as an uncaught 'error' event
+    throw new Error(`${name}: could not start ${cmd}`);
+  }
   const pid = child.pid;
   live.add(pid);
   const tail: string[] = [];

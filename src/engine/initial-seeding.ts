@@ -1,0 +1,177 @@
+/**
+ * Initial seeding, in the spirit of BEP 16 (super-seeding).
+ *
+ * Why: when one origin serves many downloaders, the origin's upload is the floor on the whole fleet's finish time
+ * (Kumar–Ross: T ≥ F/u_s). Every piece the origin sends twice before every piece has gone out once costs that time
+ * directly. Rarest-first at the downloaders does not prevent it: two downloaders that pick the same piece at the
+ * same moment both fetch it from the origin.
+ *
+ * How: while some piece has never been uploaded, the origin does not advertise a full bitfield. It tells each peer
+ * (with HAVE messages) about a few pieces only, choosing pieces that have not been sent or offered to anyone yet,
+ * and offers the next one as soon as a piece has been fully uploaded to that peer (or the peer got it elsewhere).
+ * The number of outstanding offers per peer follows the upload rate to it, so a fast lone downloader is never
+ * starved. Once every piece has been uploaded at least once, the origin advertises everything and behaves like an
+ * ordinary seed. This works with every client: they only see a peer that announces pieces one by one.
+ *
+ * Invariant: a piece is "offered" to a peer from the HAVE we send until the peer has all its bytes from us or has
+ * it from elsewhere; `offered[i]` counts those peers; `sent[i]` counts complete uploads of piece i.
+ */
+export interface SeedingPeer {
+  /** Pieces the peer has (from its bitfield and HAVEs). */
+  has(index: number): boolean;
+  /** Tell the peer we have this piece (sends HAVE). */
+  advertise(index: number): void;
+  /** Bytes per second we upload to it, to size its offers. */
+  uploadRate(): number;
+}
+
+interface PeerOffers {
+  /** Offered piece → bytes of it uploaded to the peer so far. */
+  offered: Map<number, number>;
+  /** Every piece we told this peer about, so a piece is never advertised twice. */
+  advertised: Set<number>;
+}
+
+const MIN_OFFERS = 2;
+/** Seconds of upload to a peer that its outstanding offers should cover. */
+const OFFER_SECONDS = 1;
+
+export class InitialSeeder {
+  private readonly pieceCount: number;
+  private readonly pieceLength: number;
+  private readonly lastPieceLength: number;
+  private readonly sent: Uint16Array;
+  private readonly offeredCount: Uint16Array;
+  /** Pieces never uploaded, in random order; consumed from the front. */
+  private readonly queue: number[];
+  private unsent: number;
+  private readonly peers = new Map<SeedingPeer, PeerOffers>();
+  private activeFlag: boolean;
+
+  constructor(pieceCount: number, pieceLength: number, lastPieceLength: number, random: () => number = Math.random) {
+    this.pieceCount = pieceCount;
+    this.pieceLength = pieceLength;
+    this.lastPieceLength = lastPieceLength;
+    this.sent = new Uint16Array(pieceCount);
+    this.offeredCount = new Uint16Array(pieceCount);
+    this.queue = Array.from({ length: pieceCount }, (_, i) => i);
+    for (let i = pieceCount - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [this.queue[i], this.queue[j]] = [this.queue[j]!, this.queue[i]!];
+    }
+    this.unsent = pieceCount;
+    this.activeFlag = pieceCount > 1;
+  }
+
+  /** False once every piece has been uploaded at least once: from then on, seed normally. */
+  get active(): boolean {
+    return this.activeFlag;
+  }
+
+  /** Pieces never uploaded in full to anyone. */
+  get unsentCount(): number {
+    return this.unsent;
+  }
+
+  addPeer(peer: SeedingPeer): void {
+    if (!this.activeFlag || this.peers.has(peer)) return;
+    this.peers.set(peer, { offered: new Map(), advertised: new Set() });
+  }
+
+  /** Top up a peer's offers (after it connected, sent its bitfield, or finished an offered piece). */
+  offer(peer: SeedingPeer): void {
+    const st = this.peers.get(peer);
+    if (!st || !this.activeFlag) return;
+    const want = Math.max(MIN_OFFERS, Math.ceil((peer.uploadRate() * OFFER_SECONDS) / this.pieceLength));
+    while (st.offered.size < want) {
+      const index = this.choose(peer, st);
+      if (index < 0) return;
+      st.offered.set(index, 0);
+      st.advertised.add(index);
+      this.offeredCount[index]!++;
+      peer.advertise(index);
+    }
+  }
+
+  /** The piece to offer next: never sent and never offered, else never sent (a slow peer holds it), else none. */
+  private choose(peer: SeedingPeer, st: PeerOffers): number {
+    const q = this.queue;
+    while (q.length > 0 && this.sent[q[0]!]! > 0) q.shift();
+    let fallback = -1;
+    for (let k = 0; k < q.length; k++) {
+      const i = q[k]!;
+      if (this.sent[i]! > 0 || st.advertised.has(i) || peer.has(i)) continue;
+      if (this.offeredCount[i] === 0) return i;
+      if (fallback < 0) fallback = i;
+    }
+    return fallback;
+  }
+
+  /** We uploaded a block of `index` to the peer. */
+  blockSent(peer: SeedingPeer, index: number, length: number): void {
+    const st = this.peers.get(peer);
+    if (!st) return;
+    const sofar = st.offered.get(index);
+    if (sofar === undefined) return;
+    const total = sofar + length;
+    const size = index === this.pieceCount - 1 ? this.lastPieceLength : this.pieceLength;
+    if (total < size) {
+      st.offered.set(index, total);
+      return;
+    }
+    st.offered.delete(index);
+    this.offeredCount[index]!--;
+    if (this.sent[index]!++ === 0) this.unsent--;
+    if (this.unsent === 0) this.finish();
+    else this.offer(peer);
+  }
+
+  /** The peer's bitfield (or have-all) arrived: drop offers of pieces it already has, then top up. */
+  peerBitfield(peer: SeedingPeer): void {
+    const st = this.peers.get(peer);
+    if (!st) return;
+    for (const i of [...st.offered.keys()]) {
+      if (peer.has(i)) {
+        st.offered.delete(i);
+        this.offeredCount[i]!--;
+      }
+    }
+    this.offer(peer);
+  }
+
+  /** The peer announced a piece: if we had offered it, it got it elsewhere — offer another. */
+  peerHas(peer: SeedingPeer, index: number): void {
+    const st = this.peers.get(peer);
+    if (!st) return;
+    if (st.offered.delete(index)) {
+      this.offeredCount[index]!--;
+      this.offer(peer);
+    }
+  }
+
+  removePeer(peer: SeedingPeer): void {
+    const st = this.peers.get(peer);
+    if (!st) return;
+    for (const i of st.offered.keys()) this.offeredCount[i]!--;
+    this.peers.delete(peer);
+  }
+
+  /** Has this peer been told about the piece (so a request for it is expected)? */
+  advertisedTo(peer: SeedingPeer, index: number): boolean {
+    return this.peers.get(peer)?.advertised.has(index) ?? false;
+  }
+
+  /** Every piece has gone out once: advertise the rest to everyone and stop. */
+  private finish(): void {
+    this.activeFlag = false;
+    for (const [peer, st] of this.peers) {
+      for (let i = 0; i < this.pieceCount; i++) if (!st.advertised.has(i) && !peer.has(i)) peer.advertise(i);
+    }
+    this.peers.clear();
+  }
+
+  /** Stop early (e.g. the torrent is closing, or the user turned it off): advertise everything. */
+  stop(): void {
+    if (this.activeFlag) this.finish();
+  }
+}
