@@ -40,6 +40,7 @@ export function buildProgram(): Command {
     .option('-q, --quiet', 'no progress output')
     // Usage errors read like every other error: one `shoal: ` line on stderr (subcommands inherit this).
     .configureOutput({ outputError: (text, write) => write(`shoal: ${text.replace(/^error: /, '').trim()} (see --help)\n`) })
+    .configureHelp({ showGlobalOptions: true })
     .exitOverride();
 
   program

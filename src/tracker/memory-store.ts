@@ -21,12 +21,29 @@ export interface MemoryStoreOptions {
 /** Above this many candidates the locality ordering works on a random sample, keeping the work per announce bounded. */
 const LOCALITY_SAMPLE = 4096;
 
+/**
+ * A stored peer. No Buffer slices are kept: a small Buffer is a view into an 8 KB allocation pool,
+ * and one long-lived view pins the whole slab, so a peer would cost kilobytes. The peer id is a
+ * latin1 string, an IPv4 address lives only in the list's typed arrays, and IPv6 gets a private copy.
+ */
 class Peer implements SelectedPeer {
   /** Position in `list`; kept up to date by PeerList. */
   idx = 0;
   list: PeerList;
   loc: Location | undefined;
-  constructor(readonly key: number | string, public peerId: Buffer, public compact: Buffer, list: PeerList) { this.list = list; }
+  readonly c6: Buffer | undefined;
+  constructor(readonly key: number | string, public id: string, compact: Buffer, list: PeerList) {
+    this.list = list;
+    if (compact.length === 18) { this.c6 = Buffer.alloc(18); compact.copy(this.c6); }
+  }
+  get peerId(): Buffer { return Buffer.from(this.id, 'latin1'); }
+  get compact(): Buffer {
+    if (this.c6) return this.c6;
+    const b = Buffer.allocUnsafe(6);
+    b.writeInt32BE(this.list.ip[this.idx]!, 0);
+    b.writeUInt16BE(this.list.port[this.idx]!, 4);
+    return b;
+  }
 }
 
 /**
@@ -44,12 +61,12 @@ class PeerList {
   len = 0;
   constructor(readonly seeds: boolean, readonly v6: boolean) {}
 
-  add(p: Peer, expires: number): void {
+  add(p: Peer, compact: Buffer, expires: number): void {
     if (this.len === this.ip.length) this.grow();
     const i = this.len++;
     p.list = this; p.idx = i;
     this.peers[i] = p;
-    this.set(i, p.compact, expires);
+    this.set(i, compact, expires);
     this.mark[i] = 0;
   }
 
@@ -175,20 +192,20 @@ export class MemoryStore implements SwarmStore {
     const expires = now + this.ttl;
     if (peer) {
       if (!peer.list.seeds && seed && req.event === 'completed') swarm.downloaded++;
-      if (!sameBytes(peer.peerId, req.peerId)) peer.peerId = Buffer.from(req.peerId);
+      if (!sameId(peer.id, req.peerId)) peer.id = req.peerId.toString('latin1');
       if (peer.list.seeds !== seed) {
         this.unlist(peer);
-        this.enlist(swarm.listFor(seed, compact), peer, expires);
+        this.enlist(swarm.listFor(seed, compact), peer, compact, expires);
       } else {
         peer.list.exp[peer.idx] = expires;
       }
     } else {
       if (req.event === 'completed') swarm.downloaded++;
       if (swarm.size < this.maxPeersPerSwarm && this.peerCount < this.maxPeers) {
-        peer = new Peer(pkey, Buffer.from(req.peerId), compact, swarm.l4);
+        peer = new Peer(pkey, req.peerId.toString('latin1'), compact, swarm.l4);
         if (this.zones) peer.loc = this.zones.lookup(compact);
         if (v4) swarm.peers4.set(pkey as number, peer); else swarm.peers6.set(pkey as string, peer);
-        this.enlist(swarm.listFor(seed, compact), peer, expires);
+        this.enlist(swarm.listFor(seed, compact), peer, compact, expires);
       }
     }
 
@@ -241,8 +258,8 @@ export class MemoryStore implements SwarmStore {
     }
   }
 
-  private enlist(list: PeerList, p: Peer, expires: number): void {
-    list.add(p, expires);
+  private enlist(list: PeerList, p: Peer, compact: Buffer, expires: number): void {
+    list.add(p, compact, expires);
     if (list.seeds) this.totalSeeds++; else this.totalLeechers++;
   }
 
@@ -328,9 +345,9 @@ export class MemoryStore implements SwarmStore {
 
 const EMPTY = Buffer.alloc(0);
 
-function sameBytes(a: Buffer, b: Buffer): boolean {
+function sameId(a: string, b: Buffer): boolean {
   if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  for (let i = 0; i < a.length; i++) if (a.charCodeAt(i) !== b[i]) return false;
   return true;
 }
 
@@ -346,7 +363,7 @@ function fillCompact(result: AnnounceResult): void {
 function isSelf(l: PeerList, i: number, me: Self): boolean {
   if (l.port[i] !== me.port) return false;
   if (!l.v6) return me.v6 === undefined && l.ip[i] === me.ip;
-  return me.v6 !== undefined && l.peers[i]!.compact.compare(me.v6, 0, 16, 0, 16) === 0;
+  return me.v6 !== undefined && l.peers[i]!.c6!.compare(me.v6, 0, 16, 0, 16) === 0;
 }
 
 function take(l: PeerList, i: number, sink: Sink): void {
@@ -358,7 +375,7 @@ function take(l: PeerList, i: number, sink: Sink): void {
     b[o + 4] = port >>> 8; b[o + 5] = port & 255;
     sink.o4 = o + 6;
   } else {
-    sink.o6 += l.peers[i]!.compact.copy(sink.b6!, sink.o6, 0, 18);
+    sink.o6 += l.peers[i]!.c6!.copy(sink.b6!, sink.o6, 0, 18);
   }
 }
 

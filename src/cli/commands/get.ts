@@ -43,6 +43,7 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
     timeoutMs = Number(opts.timeout) * 1000;
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new ShoalError('EUSAGE', `--timeout takes seconds, got "${opts.timeout}"`);
   }
+  const clientOpts = clientOptions(opts, 0);
   // Everything about the input is checked before any socket or file is opened.
   const meta = await loadTorrent(source);
   for (const i of selectedFiles ?? []) {
@@ -51,7 +52,7 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
     }
   }
   const dir = resolve(opts.output ?? '.');
-  const client = new Client(clientOptions(opts, 0));
+  const client = new Client(clientOpts);
   const signal = untilSignal();
   let stopWatching = (): void => undefined;
   try {

@@ -1,0 +1,106 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { InitialSeeder, type SeedingPeer } from '../../src/engine/initial-seeding.js';
+
+class FakePeer implements SeedingPeer {
+  readonly bits = new Set<number>();
+  readonly told: number[] = [];
+  rate = 0;
+  has(i: number): boolean { return this.bits.has(i); }
+  advertise(i: number): void { this.told.push(i); }
+  uploadRate(): number { return this.rate; }
+}
+
+function seeded(): () => number {
+  let s = 42;
+  return () => ((s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+}
+
+const PIECE = 1 << 18;
+
+/** Upload every block of a piece to a peer, as the uploader would. */
+function sendPiece(s: InitialSeeder, p: FakePeer, index: number): void {
+  for (let off = 0; off < PIECE; off += 16384) s.blockSent(p, index, 16384);
+  p.bits.add(index);
+}
+
+test('each peer is offered distinct pieces that no one else was offered', () => {
+  const s = new InitialSeeder(100, PIECE, PIECE, seeded());
+  const peers = [new FakePeer(), new FakePeer(), new FakePeer()];
+  for (const p of peers) { s.addPeer(p); s.offer(p); }
+  const all = peers.flatMap((p) => p.told);
+  assert.equal(all.length, 6, 'two offers each at zero rate');
+  assert.equal(new Set(all).size, 6, 'no piece offered twice');
+});
+
+test('a fully uploaded piece brings the next offer, and no piece is uploaded twice before all went out once', () => {
+  const n = 40;
+  const s = new InitialSeeder(n, PIECE, PIECE, seeded());
+  const peers = [new FakePeer(), new FakePeer(), new FakePeer(), new FakePeer()];
+  for (const p of peers) { s.addPeer(p); s.offer(p); }
+  const uploads = new Map<number, number>();
+  const cursor = new Map(peers.map((p) => [p, 0]));
+  // Round-robin: each peer downloads the oldest piece it was told about and has not got.
+  for (let round = 0; round < 200 && s.active; round++) {
+    for (const p of peers) {
+      const c = cursor.get(p)!;
+      const next = p.told.slice(c).find((i) => !p.bits.has(i));
+      if (next === undefined) continue;
+      cursor.set(p, p.told.indexOf(next) + 1);
+      if (s.active) uploads.set(next, (uploads.get(next) ?? 0) + 1);
+      sendPiece(s, p, next);
+    }
+  }
+  assert.equal(s.active, false, 'initial seeding ends once every piece went out');
+  assert.equal(uploads.size, n);
+  for (const [i, count] of uploads) assert.equal(count, 1, `piece ${i} uploaded ${count} times during initial seeding`);
+  // After it ends, every peer knows about every piece.
+  for (const p of peers) for (let i = 0; i < n; i++) assert.ok(p.told.includes(i) || p.bits.has(i), `peer not told about piece ${i}`);
+});
+
+test('offers follow the upload rate, so a fast lone downloader is not starved', () => {
+  const s = new InitialSeeder(1000, PIECE, PIECE, seeded());
+  const p = new FakePeer();
+  p.rate = 100 * PIECE; // 100 pieces per second
+  s.addPeer(p);
+  s.offer(p);
+  assert.equal(p.told.length, 100);
+});
+
+test('a peer that gets an offered piece elsewhere is offered another; a peer that leaves releases its offers', () => {
+  const s = new InitialSeeder(10, PIECE, PIECE, seeded());
+  const a = new FakePeer();
+  const b = new FakePeer();
+  s.addPeer(a); s.offer(a);
+  const first = a.told[0]!;
+  a.bits.add(first);
+  s.peerHas(a, first);
+  assert.equal(a.told.length, 3);
+  s.removePeer(a);
+  s.addPeer(b); s.offer(b);
+  // a's released offers are fresh again, so b may be offered them; nothing was sent, so all 10 are unsent.
+  assert.equal(s.unsentCount, 10);
+  assert.equal(b.told.length, 2);
+});
+
+test('pieces a peer already has are never offered to it; its bitfield releases stale offers', () => {
+  const s = new InitialSeeder(6, PIECE, PIECE, seeded());
+  const p = new FakePeer();
+  s.addPeer(p);
+  s.offer(p);
+  for (let i = 0; i < 6; i++) if (!p.told.includes(i)) p.bits.add(i);
+  for (const i of p.told) p.bits.add(i);
+  p.bits.delete(p.told[0]!);
+  s.peerBitfield(p);
+  assert.equal(new Set(p.told).size, p.told.length, 'never advertised twice');
+});
+
+test('the last, shorter piece counts as sent when its own length went out', () => {
+  const s = new InitialSeeder(2, PIECE, 1000, seeded());
+  const p = new FakePeer();
+  s.addPeer(p); s.offer(p);
+  s.blockSent(p, 1, 1000);
+  assert.equal(s.unsentCount, 1);
+  for (let off = 0; off < PIECE; off += 16384) s.blockSent(p, 0, 16384);
+  assert.equal(s.active, false);
+});
