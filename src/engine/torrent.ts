@@ -155,6 +155,7 @@ export class Torrent extends EventEmitter {
       have,
       uploadBucket: this.ctx.uploadBucket,
       readBlock: (index, begin, length) => this.storage.readBlock(index, begin, length),
+      cachedBlock: (index, begin, length) => this.storage.cachedBlock(index, begin, length),
       uploaded: (peer, index, bytes) => {
         this.seeder?.blockSent(peer, index, bytes);
         peer.uploaded += bytes;

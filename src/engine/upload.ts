@@ -1,16 +1,20 @@
 import { pieceLengthAt, type Metainfo } from '../metainfo/types.js';
 import type { Bitfield } from '../util/bitfield.js';
-import type { Peer } from './peer.js';
+import type { IncomingRequest, Peer } from './peer.js';
 import type { TokenBucket } from './token-bucket.js';
 
 /** Largest block we serve; BEP 3 clients use 16 KiB, some ask for up to 128 KiB. */
 export const MAX_REQUEST_LENGTH = 128 * 1024;
+/** Blocks written per corked batch (16 × 16 KiB = 256 KiB per writev). */
+const BATCH_BLOCKS = 16;
 
 export interface UploadHost {
   readonly meta: Metainfo;
   readonly have: Bitfield;
   readonly uploadBucket: TokenBucket | null;
   readBlock(index: number, begin: number, length: number): Promise<Buffer>;
+  /** The block if it can be had without waiting (piece cache), else undefined. */
+  cachedBlock(index: number, begin: number, length: number): Buffer | undefined;
   /** Payload bytes of piece `index` sent to a peer. */
   uploaded(peer: Peer, index: number, bytes: number): void;
   protocolError(peer: Peer, reason: string): void;
@@ -74,32 +78,59 @@ export class Uploader {
 
   private async serve(peer: Peer): Promise<void> {
     peer.serving = true;
+    const wire = peer.wire;
+    let corked = false;
+    let batch = 0;
     try {
       const q = peer.uploadQueue;
-      while (q.length > 0 && !peer.closed && !peer.wire.needsDrain) {
+      while (q.length > 0 && !peer.closed && (corked || !wire.needsDrain)) {
         const bucket = this.host.uploadBucket;
         const r = q[0]!;
         if (bucket) {
           const wait = bucket.take(r.length);
-          if (wait > 0) await delay(wait);
+          if (wait > 0) {
+            if (corked) { wire.uncork(); corked = false; }
+            await delay(wait);
+            if (peer.closed) return;
+            if (q[0] !== r) continue; // cancelled while waiting
+          }
+        }
+        let block = this.host.cachedBlock(r.index, r.begin, r.length);
+        if (block === undefined) {
+          if (corked) { wire.uncork(); corked = false; }
+          this.prefetchNext(q, r.index);
+          try {
+            block = await this.host.readBlock(r.index, r.begin, r.length);
+          } catch (err) {
+            this.host.protocolError(peer, `cannot read piece ${r.index}: ${(err as Error).message}`);
+            return;
+          }
           if (peer.closed) return;
+          if (q[0] !== r) continue; // cancelled (or choked) while reading
         }
-        if (q[0] !== r) continue; // cancelled while waiting
-        let block: Buffer;
-        try {
-          block = await this.host.readBlock(r.index, r.begin, r.length);
-        } catch (err) {
-          this.host.protocolError(peer, `cannot read piece ${r.index}: ${(err as Error).message}`);
-          return;
-        }
-        if (peer.closed) return;
-        if (q[0] !== r) continue; // cancelled (or choked) while reading
         q.shift();
-        peer.wire.piece(r.index, r.begin, block);
+        // Blocks from the cache go out in corked batches: one writev for many blocks instead of one per block.
+        if (!corked) { wire.cork(); corked = true; batch = 0; }
+        wire.piece(r.index, r.begin, block);
         this.host.uploaded(peer, r.index, r.length);
+        if (++batch >= BATCH_BLOCKS) { wire.uncork(); corked = false; }
       }
     } finally {
+      if (corked && !peer.closed) wire.uncork();
       peer.serving = false;
+    }
+  }
+
+  /** Start reading the next piece the peer wants while this one is read, so the disk stays busy. */
+  private prefetchNext(q: IncomingRequest[], current: number): void {
+    for (let i = 1; i < q.length && i < 64; i++) {
+      const next = q[i]!;
+      if (next.index !== current) {
+        if (this.host.cachedBlock(next.index, next.begin, next.length) === undefined) {
+          this.host.readBlock(next.index, next.begin, next.length).catch(() => undefined);
+        }
+        return;
+      }
     }
   }
 }

@@ -97,3 +97,23 @@ export async function waitTrackerPeers(announceUrl: string, infoHash: string, n:
     return c && c.complete + c.incomplete >= n ? true : undefined;
   }, describe, 250);
 }
+
+/**
+ * Counts peer sessions Shoal opens on a torrent until stop() is called. A real client that stays
+ * connected uses one session per transfer; many mean one side keeps dropping the other.
+ */
+export function countSessions(t: Torrent): { stop(): number; readonly addresses: string[] } {
+  const addresses: string[] = [];
+  const onPeer = (addr: string) => { addresses.push(String(addr)); };
+  t.on('peer', onPeer);
+  return { addresses, stop: () => { t.off('peer', onPeer); return addresses.length; } };
+}
+
+/** One session is normal; a second can race with completion (both sides seeds, then dropped). More is a bug. */
+export function assertFewSessions(counter: { stop(): number; readonly addresses: string[] }, peerName: string): void {
+  const n = counter.stop();
+  if (n > 2) {
+    throw new Error(`${peerName} needed ${n} connections to Shoal for one transfer (expected 1): ` +
+      `one side keeps dropping the other; sessions from ${counter.addresses.join(', ')}`);
+  }
+}
