@@ -189,9 +189,12 @@ test('UDP flood from one address is dropped while another address is still serve
 test('HTTP flood from one address gets a failure reason while another address is served', async () => {
   await withTracker({ rateLimit: { perSecond: 2, burst: 5 } }, async (_t, { httpPort }) => {
     const results: (string | undefined)[] = [];
+    const started = Date.now();
     for (let i = 0; i < 30; i++) results.push(failureOf(await httpGetDict(httpPort, `/announce?${good}`)));
-    const limited = results.filter((r) => r && /too many requests/.test(r)).length;
-    assert.ok(limited >= 15, `only ${limited} of 30 rate limited`);
+    const elapsed = (Date.now() - started) / 1000;
+    const served = results.filter((r) => r === undefined).length;
+    assert.ok(results.some((r) => r && /too many requests/.test(r)), 'some requests are refused with a failure reason');
+    assert.ok(served <= 5 + Math.ceil(2 * elapsed) + 1, `flood was not limited: ${served} of 30 served in ${elapsed}s`);
     const d = await httpGetDict(httpPort, `/announce?${good}`, { localAddress: '127.0.0.2' });
     assert.equal(failureOf(d), undefined);
   });

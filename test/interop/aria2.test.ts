@@ -7,7 +7,8 @@ import { startAria2 } from '../helpers/real-peers/aria2.js';
 import { assertSameTree, mktorrent, infoHashOf } from '../helpers/real-peers/data.js';
 import { withScope } from '../helpers/real-peers/scope.js';
 import {
-  writePayload, shoalTorrent, startShoal, startShoalTracker, waitShoalDone, countSessions, assertFewSessions, waitTrackerPeers, describeTorrent, type Layout,
+  writePayload, shoalTorrent, startShoal, startShoalTracker, waitShoalDone, waitTrackerPeers, watchSessions,
+  describeTorrent, type Layout,
 } from '../helpers/real-peers/shoal-side.js';
 
 const HOST = '127.0.0.1';
@@ -25,13 +26,16 @@ for (const layout of ['single', 'multi'] as Layout[]) {
       const client = await startShoal(s, { host: HOST });
       const seed = await client.add(torrentPath, { path: p.seedDir });
       await waitShoalDone(seed, 30_000);
-      const sessions = countSessions(seed);
       await waitTrackerPeers(tracker.announceUrl, infoHash, 1, 30_000, () => describeTorrent(seed));
 
+      const sessions = watchSessions(seed, 'aria2');
       const aria2 = s.use(await startAria2({ host: HOST }));
       const dl = await aria2.add(torrentPath, join(dir, 'aria2'));
-      await dl.waitDone(120_000).catch((e: Error) => { throw new Error(`${e.message}\n${describeTorrent(seed)}`); });
-      assertFewSessions(sessions, 'aria2');
+      await Promise.race([
+        dl.waitDone(120_000).catch((e: Error) => { throw new Error(`${e.message}\n${describeTorrent(seed)}`); }),
+        sessions.guard,
+      ]);
+      sessions.stop();
       await aria2.stop();
       await assertSameTree(p.contentPath, join(dir, 'aria2', p.name));
     });
@@ -54,9 +58,9 @@ for (const layout of ['single', 'multi'] as Layout[]) {
 
       const client = await startShoal(s, { host: HOST });
       const dl = await client.add(torrentPath, { path: join(dir, 'shoal') });
-      const sessions = countSessions(dl);
-      await waitShoalDone(dl, 120_000, () => aria2.logTail());
-      assertFewSessions(sessions, 'aria2');
+      const sessions = watchSessions(dl, 'aria2');
+      await Promise.race([waitShoalDone(dl, 120_000, () => aria2.logTail()), sessions.guard]);
+      sessions.stop();
       await client.close();
       await assertSameTree(p.contentPath, join(dir, 'shoal', p.name));
     });

@@ -5,7 +5,9 @@ import { requirePeer } from '../helpers/real-peers/require-peer.js';
 import { startLibtorrent, makeTorrentLt } from '../helpers/real-peers/libtorrent.js';
 import { assertSameTree } from '../helpers/real-peers/data.js';
 import { withScope } from '../helpers/real-peers/scope.js';
-import { writePayload, shoalTorrent, startShoal, waitShoalDone, countSessions, assertFewSessions, describeTorrent, type Layout } from '../helpers/real-peers/shoal-side.js';
+import {
+  writePayload, shoalTorrent, startShoal, waitShoalDone, watchSessions, describeTorrent, type Layout,
+} from '../helpers/real-peers/shoal-side.js';
 
 const HOST = '127.0.0.1';
 const TIMEOUT = 150_000;
@@ -20,11 +22,14 @@ for (const layout of ['single', 'multi'] as Layout[]) {
       const client = await startShoal(s, { host: HOST, trackers: false });
       const seed = await client.add(torrentPath, { path: p.seedDir });
       await waitShoalDone(seed, 30_000);
-      const sessions = countSessions(seed);
 
+      const sessions = watchSessions(seed, 'libtorrent');
       const lt = s.use(await startLibtorrent({ mode: 'download', torrentPath, savePath: join(dir, 'lt'), peers: [`${HOST}:${client.port}`] }));
-      await lt.waitDone(120_000).catch((e: Error) => { throw new Error(`${e.message}\n${describeTorrent(seed)}`); });
-      assertFewSessions(sessions, 'libtorrent');
+      await Promise.race([
+        lt.waitDone(120_000).catch((e: Error) => { throw new Error(`${e.message}\n${describeTorrent(seed)}`); }),
+        sessions.guard,
+      ]);
+      sessions.stop();
       await lt.stop();
       await assertSameTree(p.contentPath, join(dir, 'lt', p.name));
     });
@@ -42,9 +47,9 @@ for (const layout of ['single', 'multi'] as Layout[]) {
 
       const client = await startShoal(s, { host: HOST, trackers: false });
       const dl = await client.add(torrentPath, { path: join(dir, 'shoal'), peers: [{ host: HOST, port: lt.port }] });
-      const sessions = countSessions(dl);
-      await waitShoalDone(dl, 120_000, () => lt.logTail());
-      assertFewSessions(sessions, 'libtorrent');
+      const sessions = watchSessions(dl, 'libtorrent');
+      await Promise.race([waitShoalDone(dl, 120_000, () => lt.logTail()), sessions.guard]);
+      sessions.stop();
       await client.close();
       await assertSameTree(p.contentPath, join(dir, 'shoal', p.name));
     });

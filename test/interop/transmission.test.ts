@@ -8,7 +8,8 @@ import { createNetns } from '../helpers/real-peers/netns.js';
 import { assertSameTree, mktorrent, infoHashOf } from '../helpers/real-peers/data.js';
 import { withScope } from '../helpers/real-peers/scope.js';
 import {
-  writePayload, shoalTorrent, startShoal, startShoalTracker, waitShoalDone, countSessions, assertFewSessions, waitTrackerPeers, describeTorrent, type Layout,
+  writePayload, shoalTorrent, startShoal, startShoalTracker, waitShoalDone, waitTrackerPeers, watchSessions,
+  describeTorrent, type Layout,
 } from '../helpers/real-peers/shoal-side.js';
 
 // Transmission unchokes a new peer only at its next 10 s rechoke, and ramps up slowly.
@@ -28,13 +29,16 @@ for (const layout of ['single', 'multi'] as Layout[]) {
       const client = await startShoal(s, { host: ns.hostAddr, localAddress: ns.hostAddr });
       const seed = await client.add(torrentPath, { path: p.seedDir });
       await waitShoalDone(seed, 30_000);
-      const sessions = countSessions(seed);
       await waitTrackerPeers(tracker.announceUrl, infoHash, 1, 30_000, () => describeTorrent(seed));
 
+      const sessions = watchSessions(seed, 'Transmission');
       const tr = s.use(await startTransmission({ netns: ns }));
       const dl = await tr.add(torrentPath, join(dir, 'transmission'));
-      await dl.waitDone(170_000).catch((e: Error) => { throw new Error(`${e.message}\n${describeTorrent(seed)}`); });
-      assertFewSessions(sessions, 'Transmission');
+      await Promise.race([
+        dl.waitDone(170_000).catch((e: Error) => { throw new Error(`${e.message}\n${describeTorrent(seed)}`); }),
+        sessions.guard,
+      ]);
+      sessions.stop();
       await tr.stop();
       await assertSameTree(p.contentPath, join(dir, 'transmission', p.name));
     });
@@ -60,9 +64,9 @@ for (const layout of ['single', 'multi'] as Layout[]) {
 
       const client = await startShoal(s, { host: ns.hostAddr, localAddress: ns.hostAddr });
       const dl = await client.add(torrentPath, { path: join(dir, 'shoal') });
-      const sessions = countSessions(dl);
-      await waitShoalDone(dl, 170_000, () => tr.logTail());
-      assertFewSessions(sessions, 'Transmission');
+      const sessions = watchSessions(dl, 'Transmission');
+      await Promise.race([waitShoalDone(dl, 170_000, () => tr.logTail()), sessions.guard]);
+      sessions.stop();
       await client.close();
       await assertSameTree(p.contentPath, join(dir, 'shoal', p.name));
     });

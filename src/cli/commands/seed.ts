@@ -2,11 +2,12 @@ import { stat } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { Client } from '../../engine/index.js';
-import { buildMagnet, readTorrentFile, type Metainfo } from '../../metainfo/index.js';
+import { buildMagnet, type Metainfo } from '../../metainfo/index.js';
 import { TrackerServer } from '../../tracker/index.js';
 import { ShoalError } from '../../util/errors.js';
 import { EXIT, formatBytes, type Output } from '../output.js';
 import { createCommand } from './create.js';
+import { loadTorrent } from './load-torrent.js';
 import { clientOptions, parsePort, type NetworkOptions } from './network-options.js';
 import { untilSignal, watchTorrent } from './run-torrent.js';
 
@@ -57,7 +58,7 @@ export async function seedCommand(source: string, opts: SeedCommandOptions, out:
     let torrentFile: string;
     let dataDir: string;
     if (isTorrentFile) {
-      meta = await readTorrentFile(abs);
+      meta = await loadTorrent(abs);
       torrentFile = abs;
       dataDir = resolve(opts.dir ?? dirname(abs));
     } else {
@@ -67,7 +68,7 @@ export async function seedCommand(source: string, opts: SeedCommandOptions, out:
       if (opts.output !== undefined) createOpts.output = opts.output;
       const created = await createCommand(abs, createOpts, out);
       torrentFile = created.file;
-      meta = await readTorrentFile(torrentFile);
+      meta = await loadTorrent(torrentFile);
       dataDir = dirname(abs);
     }
     // With a .torrent made elsewhere, the embedded tracker is an extra tier so peers that use it still meet us.

@@ -99,21 +99,23 @@ export async function waitTrackerPeers(announceUrl: string, infoHash: string, n:
 }
 
 /**
- * Counts peer sessions Shoal opens on a torrent until stop() is called. A real client that stays
- * connected uses one session per transfer; many mean one side keeps dropping the other.
+ * Watches the peer sessions Shoal opens on a torrent. A real client that stays connected uses one
+ * session per transfer; a second can race with completion (both sides seeds, one drops the other).
+ * More means one side keeps dropping the other: `guard` rejects then, so the test fails at once
+ * instead of crawling to completion over reconnects. Race it against the wait for completion.
  */
-export function countSessions(t: Torrent): { stop(): number; readonly addresses: string[] } {
+export function watchSessions(t: Torrent, peerName: string): { guard: Promise<never>; stop(): void } {
   const addresses: string[] = [];
-  const onPeer = (addr: string) => { addresses.push(String(addr)); };
+  let fail: (e: Error) => void = () => {};
+  const guard = new Promise<never>((_, reject) => { fail = reject; });
+  guard.catch(() => {}); // handled by whoever races it; never an unhandled rejection if the test ended earlier
+  const onPeer = (addr: unknown) => {
+    addresses.push(String(addr));
+    if (addresses.length === 3) {
+      fail(new Error(`${peerName} needed ${addresses.length} connections to Shoal for one transfer (expected 1): ` +
+        `one side keeps dropping the other; sessions from ${addresses.join(', ')}\n${describeTorrent(t)}`));
+    }
+  };
   t.on('peer', onPeer);
-  return { addresses, stop: () => { t.off('peer', onPeer); return addresses.length; } };
-}
-
-/** One session is normal; a second can race with completion (both sides seeds, then dropped). More is a bug. */
-export function assertFewSessions(counter: { stop(): number; readonly addresses: string[] }, peerName: string): void {
-  const n = counter.stop();
-  if (n > 2) {
-    throw new Error(`${peerName} needed ${n} connections to Shoal for one transfer (expected 1): ` +
-      `one side keeps dropping the other; sessions from ${counter.addresses.join(', ')}`);
-  }
+  return { guard, stop: () => { t.off('peer', onPeer); } };
 }
