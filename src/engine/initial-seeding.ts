@@ -28,11 +28,18 @@ export interface SeedingPeer {
 interface PeerOffers {
   /** Offered piece → bytes of it uploaded to the peer so far. */
   offered: Map<number, number>;
+  /** Offered piece → when it was offered, to notice offers the peer does not want. */
+  offeredAt: Map<number, number>;
   /** Every piece we told this peer about, so a piece is never advertised twice. */
   advertised: Set<number>;
 }
 
 const MIN_OFFERS = 2;
+/**
+ * An offer the peer has not started to fetch after this long is taken back (the peer may not want it, e.g. it
+ * selected other files); it stays advertised, but no longer holds the peer's offer budget or the piece.
+ */
+export const STALE_OFFER_MS = 5000;
 /** Seconds of upload to a peer that its outstanding offers should cover. */
 const OFFER_SECONDS = 1;
 
@@ -75,7 +82,7 @@ export class InitialSeeder {
 
   addPeer(peer: SeedingPeer): void {
     if (!this.activeFlag || this.peers.has(peer)) return;
-    this.peers.set(peer, { offered: new Map(), advertised: new Set() });
+    this.peers.set(peer, { offered: new Map(), offeredAt: new Map(), advertised: new Set() });
   }
 
   /** Top up a peer's offers (after it connected, sent its bitfield, or finished an offered piece). */
@@ -87,6 +94,7 @@ export class InitialSeeder {
       const index = this.choose(peer, st);
       if (index < 0) return;
       st.offered.set(index, 0);
+      st.offeredAt.set(index, Date.now());
       st.advertised.add(index);
       this.offeredCount[index]!++;
       peer.advertise(index);
@@ -119,8 +127,7 @@ export class InitialSeeder {
       st.offered.set(index, total);
       return;
     }
-    st.offered.delete(index);
-    this.offeredCount[index]!--;
+    this.withdraw(st, index);
     if (this.sent[index]!++ === 0) this.unsent--;
     if (this.unsent === 0) this.finish();
     else this.offer(peer);
@@ -130,12 +137,7 @@ export class InitialSeeder {
   peerBitfield(peer: SeedingPeer): void {
     const st = this.peers.get(peer);
     if (!st) return;
-    for (const i of [...st.offered.keys()]) {
-      if (peer.has(i)) {
-        st.offered.delete(i);
-        this.offeredCount[i]!--;
-      }
-    }
+    for (const i of [...st.offered.keys()]) if (peer.has(i)) this.withdraw(st, i);
     this.offer(peer);
   }
 
@@ -143,10 +145,41 @@ export class InitialSeeder {
   peerHas(peer: SeedingPeer, index: number): void {
     const st = this.peers.get(peer);
     if (!st) return;
-    if (st.offered.delete(index)) {
-      this.offeredCount[index]!--;
+    if (st.offered.has(index)) {
+      this.withdraw(st, index);
       this.offer(peer);
     }
+  }
+
+  /** The peer said it is not interested: none of its untouched offers are wanted; offer others. */
+  peerNotInterested(peer: SeedingPeer): void {
+    const st = this.peers.get(peer);
+    if (!st) return;
+    let changed = false;
+    for (const [i, bytes] of [...st.offered]) {
+      if (bytes === 0) { this.withdraw(st, i); changed = true; }
+    }
+    if (changed) this.offer(peer);
+  }
+
+  /** Take back offers nobody started to fetch for STALE_OFFER_MS (unless a request for them is queued). */
+  expireStale(now: number, isQueued: (peer: SeedingPeer, index: number) => boolean): void {
+    for (const [peer, st] of this.peers) {
+      let changed = false;
+      for (const [i, bytes] of [...st.offered]) {
+        if (bytes === 0 && now - st.offeredAt.get(i)! >= STALE_OFFER_MS && !isQueued(peer, i)) {
+          this.withdraw(st, i);
+          changed = true;
+        }
+      }
+      if (changed) this.offer(peer);
+    }
+  }
+
+  private withdraw(st: PeerOffers, index: number): void {
+    if (!st.offered.delete(index)) return;
+    st.offeredAt.delete(index);
+    this.offeredCount[index]!--;
   }
 
   removePeer(peer: SeedingPeer): void {

@@ -48,6 +48,8 @@ export class Peer implements SeedingPeer {
   /** Requests the peer sent us, in arrival order. */
   readonly uploadQueue: IncomingRequest[] = [];
   serving = false;
+  /** Requests refused (choked, full queue, piece missing) since we last unchoked it: a flood detector. */
+  refusedRequests = 0;
 
   /** BEP 6 allowed-fast pieces the peer granted us. */
   readonly allowedFast = new Set<number>();
@@ -68,6 +70,7 @@ export class Peer implements SeedingPeer {
   copyTarget: object | null = null;
   snubbed = false;
   closed = false;
+  banned = false;
 
   constructor(handshake: HandshakeInfo, host: string, port: number, outbound: boolean, pieceCount: number) {
     this.handshake = handshake;

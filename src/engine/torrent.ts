@@ -286,6 +286,7 @@ export class Torrent extends EventEmitter {
       },
       onNotInterested() {
         peer.peerInterested = false;
+        t.seeder?.peerNotInterested(peer);
         if (!peer.amChoking) t.scheduleRechoke();
       },
       onHave(index) {
@@ -445,6 +446,7 @@ export class Torrent extends EventEmitter {
     this.hashFailCount++;
     this.picker.pieceFailed(index);
     for (const p of contributors) {
+      if (p.banned) continue;
       p.hashFailures += contributors.size === 1 ? 1 : 0;
       if (p.hashFailures >= SOLE_FAILURES_TO_BAN) this.banPeer(p, `${p.hashFailures} pieces failed their hash check`);
     }
@@ -453,6 +455,8 @@ export class Torrent extends EventEmitter {
   }
 
   private banPeer(peer: Peer, reason: string): void {
+    if (peer.banned) return;
+    peer.banned = true;
     this.peerManager.ban(peer.address);
     if (peer.listenPort) this.peerManager.ban(formatPeerAddress({ host: peer.host, port: peer.listenPort }));
     this.emit('ban', peer.address, reason);
@@ -512,6 +516,7 @@ export class Torrent extends EventEmitter {
       const shouldUnchoke = unchoke.has(p);
       if (shouldUnchoke && p.amChoking) {
         p.amChoking = false;
+        p.refusedRequests = 0;
         p.wire.unchoke();
       } else if (!shouldUnchoke && !p.amChoking) {
         p.amChoking = true;
@@ -526,6 +531,11 @@ export class Torrent extends EventEmitter {
     this.tickCount++;
     const now = Date.now();
     if (this.tickCount % RECHOKE_TICKS === 0) this.rechoke();
+    if (this.seeder?.active) {
+      this.seeder.expireStale(now, (p, index) => (p as Peer).uploadQueue.some((r) => r.index === index));
+    } else if (this.seeder) {
+      this.seeder = null;
+    }
     for (const p of this.peers.values()) {
       if (p.closed) continue;
       if (p.outstanding.size > 0 && now - p.lastBlockAt > REQUEST_TIMEOUT_MS) {

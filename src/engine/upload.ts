@@ -41,17 +41,25 @@ export class Uploader {
       this.host.protocolError(peer, `requested out-of-range block piece ${index} offset ${begin} length ${length}`);
       return;
     }
-    if (peer.amChoking || !this.host.have.get(index)) {
-      // BEP 6: answer with reject so the peer can re-request elsewhere; without it, silently ignore.
-      if (peer.handshake.fast) peer.wire.reject(index, begin, length);
-      return;
-    }
-    if (peer.uploadQueue.length >= this.host.maxQueuedRequests) {
-      if (peer.handshake.fast) peer.wire.reject(index, begin, length);
+    if (peer.amChoking || !this.host.have.get(index) || peer.uploadQueue.length >= this.host.maxQueuedRequests) {
+      this.refuse(peer, index, begin, length);
       return;
     }
     peer.uploadQueue.push({ index, begin, length });
     if (!peer.serving) void this.serve(peer);
+  }
+
+  /**
+   * BEP 6 says answer a request we won't serve with a reject, so the peer can ask elsewhere. A peer that keeps
+   * asking past our advertised queue, or while choked, is flooding: rejects are not sent to a peer that is not
+   * reading them, and past a bound the peer is dropped, so it cannot make us buffer without limit.
+   */
+  private refuse(peer: Peer, index: number, begin: number, length: number): void {
+    if (++peer.refusedRequests > 4 * this.host.maxQueuedRequests) {
+      this.host.protocolError(peer, `request flood (${peer.refusedRequests} requests refused)`);
+      return;
+    }
+    if (peer.handshake.fast && !peer.wire.needsDrain) peer.wire.reject(index, begin, length);
   }
 
   cancel(peer: Peer, index: number, begin: number, length: number): void {

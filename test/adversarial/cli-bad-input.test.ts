@@ -139,3 +139,20 @@ test('get: bad option values are usage errors before anything is opened', async 
   }
   assert.deepEqual(await listTree(root), before);
 });
+
+test('seed: a missing path, a bad .torrent, or data that does not match fail with one line', async () => {
+  const good = join(inDir, 'good.torrent');
+  await writeFile(good, goodTorrent);
+  const emptyData = await mkdtemp(join(root, 'nodata-'));
+  const net = ['--port', '0', '--tracker-port', '0', '--announce-host', '127.0.0.1'];
+  const runs: Array<[string[], number, RegExp]> = [
+    [['seed', join(inDir, 'nothing-here'), ...net], 2, /no such file or folder/],
+    [['seed', join(inDir, 'bad-1.torrent'), ...net], 3, /bad-1\.torrent: bencode/],
+    [['seed', good, '-d', emptyData, ...net], 4, /does not match/],
+  ];
+  for (const [args, code, message] of runs) {
+    const r = await runCli(args, { cwd });
+    assert.equal(r.code, code, `${args.slice(0, 2).join(' ')}: ${r.stderr}`);
+    assertOneCleanLine(r, args.slice(0, 2).join(' '), message);
+  }
+});

@@ -104,3 +104,22 @@ test('the last, shorter piece counts as sent when its own length went out', () =
   for (let off = 0; off < PIECE; off += 16384) s.blockSent(p, 0, 16384);
   assert.equal(s.active, false);
 });
+
+test('offers a peer does not want are taken back: on not-interested, and when stale', () => {
+  const s = new InitialSeeder(20, PIECE, PIECE, seeded());
+  const p = new FakePeer();
+  s.addPeer(p); s.offer(p);
+  assert.equal(p.told.length, 2);
+  s.peerNotInterested(p);
+  assert.equal(p.told.length, 4, 'two fresh offers after not-interested');
+  // Nothing fetched for longer than the stale limit, and nothing queued: withdrawn and replaced.
+  s.expireStale(Date.now() + 10_000, () => false);
+  assert.equal(p.told.length, 6);
+  // A queued request keeps its offer.
+  s.expireStale(Date.now() + 20_000, () => true);
+  assert.equal(p.told.length, 6);
+  // A withdrawn offer is free for someone else.
+  const q = new FakePeer();
+  s.addPeer(q); s.offer(q);
+  assert.ok(q.told.every((i) => !p.told.slice(4).includes(i)), 'current offers of p are not offered to q');
+});
