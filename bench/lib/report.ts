@@ -83,8 +83,14 @@ function machineLine(r: ResultFile): string {
   return `_${r.finishedAt.slice(0, 16).replace('T', ' ')} UTC${r.quick ? ' (quick smoke run: small sizes, not representative)' : ''} · ${r.machine.cpuModel}, ${r.machine.cores} cores, ${(r.machine.memoryBytes / 2 ** 30).toFixed(0)} GiB, Linux ${r.machine.kernel} · ${v}_`;
 }
 
+function contentionWarning(l: Limits): string[] {
+  if (l.sha1OpensslMBps === null || l.sha1PerCoreMBps >= 0.8 * l.sha1OpensslMBps) return [];
+  return [`⚠ Other work competed for the CPU during this run: the best SHA-1 window reached only ${fmt((l.sha1PerCoreMBps / l.sha1OpensslMBps) * 100, 0)} % of openssl's rate with the same library. Ratios between engines stay comparable (runs are interleaved); absolute numbers are low.`, ''];
+}
+
 export function limitsMarkdown(l: Limits): string {
   return [
+    ...contentionWarning(l),
     '| Limit | MB/s |', '|---|---:|',
     `| SHA-1, one core (node:crypto, 1 MiB buffers, best 400 ms window) | ${fmt(l.sha1PerCoreMBps, 0)} |`,
     `| SHA-1, all ${l.cores} cores at once | ${fmt(l.sha1AllCoresMBps, 0)} |`,
@@ -113,7 +119,7 @@ export function pairMarkdown(r: ResultFile): string {
       out.push(`| ${p.label} | ${fmtSummary(s.seconds)} | ${fmtSummary(s.mbps, 0)} | ${refMbps ? fmt(s.mbps.median / refMbps) : '–'} | ${lowest ? `${fmt((s.mbps.median / lowest) * 100, 0)}%` : '–'} | ${fmtSummary(s.seedCpuPerGiB)} | ${fmtSummary(s.leechCpuPerGiB)} | ${fmt(s.seedPeakRssMiB.median, 0)} / ${fmt(s.leechPeakRssMiB.median, 0)} | ${fmt(s.seedPeakAnonMiB.median, 0)} / ${fmt(s.leechPeakAnonMiB.median, 0)} |`);
     }
     for (const p of rows.filter((x) => x.runs.length && x.failures.length)) out.push('', `⚠ ${p.label}: ${p.failures.length} of ${p.failures.length + p.runs.length} runs failed (${failText(p.failures[0])}); the row summarizes the others.`);
-    if (lowest) out.push('', `"of limit" = MB/s ÷ the lowest machine limit measured in the same run (${r.limits!.lowestIs}, ${fmt(lowest, 0)} MB/s).`);
+    if (lowest) out.push('', `"of limit" = MB/s ÷ the lowest machine limit measured in the same run (${r.limits!.lowestIs}, ${fmt(lowest, 0)} MB/s). Above 100 % is possible when that limit is the fsync'd disk write: downloads land in the page cache.`);
     const shoal = rows.find((p) => p.seed === 'shoal' && p.leech === 'shoal')?.summary;
     const lt = ref?.summary;
     if (shoal?.mbps && lt?.mbps) {
@@ -153,6 +159,7 @@ export function createMarkdown(r: ResultFile): string {
   const out: string[] = [];
   const l = r.limits!;
   const ceiling = l.sha1PerCoreMBps * l.cores;
+  out.push(...contentionWarning(l));
   out.push(`**${fmtSize(Number(r.options.size))} file, ${fmtSize(Number(r.options.pieceLength))} pieces, warm page cache** — ceiling = SHA-1 ${fmt(l.sha1PerCoreMBps, 0)} MB/s per core × ${l.cores} cores = ${fmt(ceiling, 0)} MB/s (measured in the same run)`);
   out.push('');
   out.push('| Tool | Seconds | MB/s | of SHA-1 × cores | CPU s |');

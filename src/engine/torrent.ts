@@ -291,15 +291,7 @@ export class Torrent extends EventEmitter {
       },
       onHave(index) {
         if (index >= t.meta.pieceCount) return t.protocolError(peer, `have for piece ${index} out of range`);
-        if (peer.isSeed || peer.bits.get(index)) return;
-        peer.bits.set(index);
-        t.picker.addPeerHave(index);
-        t.seeder?.peerHas(peer, index);
-        if (t.storage.wanted.get(index) && !t.storage.have.get(index)) {
-          peer.interestingCount++;
-          t.updateInterest(peer);
-        }
-        if (t.done && peer.bits.complete) peer.wire.destroy(); // both seeds: nothing to trade
+        t.peerGotPiece(peer, index);
       },
       onBitfield(bits) {
         let parsed: Bitfield;
@@ -308,7 +300,12 @@ export class Torrent extends EventEmitter {
         } catch (err) {
           return t.protocolError(peer, `bad bitfield: ${(err as Error).message}`);
         }
-        if (!peer.bits.empty || peer.isSeed) return t.protocolError(peer, 'bitfield sent twice');
+        if (peer.isSeed) return;
+        if (!peer.bits.empty) {
+          // BEP 3 allows a bitfield only first, but aria2 sends later ones as updates: treat new bits as haves.
+          for (const i of parsed.indices()) t.peerGotPiece(peer, i);
+          return;
+        }
         peer.bits = parsed;
         t.picker.addPeerBitfield(parsed);
         peer.interestingCount = t.countInteresting(parsed);
@@ -373,6 +370,19 @@ export class Torrent extends EventEmitter {
         t.removePeer(peer, err);
       },
     };
+  }
+
+  /** The peer announced a piece (HAVE, or a later bitfield). */
+  private peerGotPiece(peer: Peer, index: number): void {
+    if (peer.isSeed || peer.bits.get(index)) return;
+    peer.bits.set(index);
+    this.picker.addPeerHave(index);
+    this.seeder?.peerHas(peer, index);
+    if (this.storage.wanted.get(index) && !this.storage.have.get(index)) {
+      peer.interestingCount++;
+      this.updateInterest(peer);
+    }
+    if (this.done && peer.bits.complete) peer.wire.destroy(); // both seeds: nothing to trade
   }
 
   private countInteresting(bits: Bitfield): number {
