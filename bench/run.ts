@@ -10,7 +10,7 @@ import { ALL_ENGINES, ensureWebTorrent, ROOT, type EngineName } from './lib/engi
 import { engineVersions, machineFacts } from './lib/machine.js';
 import { sweep } from './lib/netns.js';
 import { killAll } from './lib/proc.js';
-import { writeLatest, writeResult, type ResultFile, type Scenario } from './lib/report.js';
+import { sha1CeilingPerCore, writeLatest, writeResult, type ResultFile, type Scenario } from './lib/report.js';
 import { runCreateScenario, type Creator } from './scenarios/create.js';
 import { measureLimits, type Limits } from './scenarios/limits.js';
 import { runPairScenario } from './scenarios/pair.js';
@@ -161,7 +161,7 @@ async function create(limits: Limits | undefined): Promise<void> {
   tools.push('mktorrent');
   if (engines.includes('libtorrent')) tools.push('libtorrent');
   r.limits = limits ?? (await scenarioLimits(undefined, 64 << 20));
-  const perCore = r.limits.sha1PerCoreMBps;
+  const perCore = sha1CeilingPerCore(r.limits);
   r.create = await runCreateScenario({ size: createSize, pieceLength: 1 << 20, runs, tools, workDir, sha1PerCoreMBps: perCore, cores: cpus().length, log });
   await finish(r);
 }

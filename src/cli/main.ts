@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { VERSION } from '../engine/index.js';
+import { VERSION } from '../engine/client.js';
 import { EXIT, Output } from './output.js';
-import { createCommand } from './commands/create.js';
-import { infoCommand } from './commands/info.js';
-import { seedCommand } from './commands/seed.js';
-import { getCommand } from './commands/get.js';
-import { trackerCommand } from './commands/tracker.js';
+
+// Commands load their modules when they run: `shoal info` need not load the tracker's Redis and metrics stack.
+const createCommand: typeof import('./commands/create.js').createCommand = async (...a) => (await import('./commands/create.js')).createCommand(...a);
+const infoCommand: typeof import('./commands/info.js').infoCommand = async (...a) => (await import('./commands/info.js')).infoCommand(...a);
+const seedCommand: typeof import('./commands/seed.js').seedCommand = async (...a) => (await import('./commands/seed.js')).seedCommand(...a);
+const getCommand: typeof import('./commands/get.js').getCommand = async (...a) => (await import('./commands/get.js')).getCommand(...a);
+const trackerCommand: typeof import('./commands/tracker.js').trackerCommand = async (...a) => (await import('./commands/tracker.js')).trackerCommand(...a);
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 

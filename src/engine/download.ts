@@ -17,6 +17,8 @@ export interface DownloadHost {
   /** A peer sent data proven wrong by a later good copy of the same piece. */
   banPeer(peer: Peer, reason: string): void;
   storageFailed(err: unknown): void;
+  /** Pending verification/writes dropped below the limit again: top up every peer. */
+  resumeRequests(): void;
   peerByKey(key: object): Peer | undefined;
   addWasted(bytes: number): void;
 }
@@ -39,7 +41,12 @@ const QUEUE_SECONDS = 0.5;
 /** Refill when the queue falls this many blocks below target, so requests go out in batches. */
 const REFILL_SLACK = 16;
 /** Piece buffers kept for reuse: fresh 1 MiB buffers cost page faults and GC pressure on every piece. */
-const POOL_MAX = 32;
+const POOL_MAX = 16;
+/**
+ * Bytes of complete pieces waiting for their hash and write. Past this, no new requests go out until the disk
+ * catches up: the network is paced to the disk instead of piling pieces up in memory.
+ */
+const MAX_PENDING_BYTES = 48 * 1024 * 1024;
 
 /**
  * Block-level downloading: sizes each peer's request pipeline, hands the parser the buffer each block goes into,
@@ -55,6 +62,9 @@ export class Downloader {
   private closed = false;
   private readonly pool: Buffer[] = [];
   private requestScratch = new Uint32Array(3 * 64);
+  /** Bytes of pieces complete but not yet written (see MAX_PENDING_BYTES). */
+  private pendingBytes = 0;
+  private throttled = false;
 
   constructor(host: DownloadHost) {
     this.host = host;
@@ -72,6 +82,10 @@ export class Downloader {
     if (this.closed || peer.closed || !peer.amInterested) return;
     const choked = peer.peerChoking;
     if (choked && peer.allowedFast.size === 0) return;
+    if (this.pendingBytes > MAX_PENDING_BYTES) {
+      this.throttled = true;
+      return;
+    }
     const target = this.queueTarget(peer);
     let want = target - peer.outstanding.size;
     if (want < REFILL_SLACK && peer.outstanding.size > 0) return;
@@ -182,6 +196,20 @@ export class Downloader {
     if (piece.verifying) return;
     piece.verifying = true;
     piece.verifyWhenIdle = false;
+    const size = piece.buffer.length;
+    this.pendingBytes += size;
+    try {
+      await this.verifyAndWrite(index, piece);
+    } finally {
+      this.pendingBytes -= size;
+      if (this.throttled && this.pendingBytes <= MAX_PENDING_BYTES / 2 && !this.closed) {
+        this.throttled = false;
+        this.host.resumeRequests();
+      }
+    }
+  }
+
+  private async verifyAndWrite(index: number, piece: InFlightPiece): Promise<void> {
     const host = this.host;
     let ok: boolean;
     try {

@@ -147,6 +147,7 @@ export class Torrent extends EventEmitter {
       pieceFailed: (index, contributors) => this.onPieceFailed(index, contributors),
       banPeer: (peer, reason) => this.banPeer(peer, reason),
       storageFailed: (err) => this.fail(err),
+      resumeRequests: () => { for (const p of this.peers.values()) this.downloader.fill(p); },
       peerByKey: (key) => (key instanceof Peer ? key : undefined),
       addWasted: (bytes) => { this.wastedBytes += bytes; },
     });
