@@ -39,7 +39,7 @@ const MAX_QUEUE = 2000;
 /** Seconds of the peer's measured rate to keep requested (libtorrent calls this request_queue_time). */
 const QUEUE_SECONDS = 0.5;
 /** Refill when the queue falls this many blocks below target, so requests go out in batches. */
-const REFILL_SLACK = 16;
+const REFILL_SLACK = 32;
 /** Piece buffers kept for reuse: fresh 1 MiB buffers cost page faults and GC pressure on every piece. */
 const POOL_MAX = 16;
 /**

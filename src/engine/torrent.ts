@@ -114,6 +114,11 @@ export class Torrent extends EventEmitter {
     return this.stateValue === 'seeding' || this.stateValue === 'done';
   }
 
+  /** How the last check of existing data went: pieces trusted from resume data vs. hashed from disk. */
+  get lastCheck(): { trusted: number; hashed: number } {
+    return this.storage?.lastCheck ?? { trusted: 0, hashed: 0 };
+  }
+
   get have(): Bitfield {
     return this.storage.have;
   }
@@ -610,6 +615,8 @@ export class Torrent extends EventEmitter {
       peerChoking: p.peerChoking,
       peerInterested: p.peerInterested,
       outstandingRequests: p.outstanding.size,
+      queuedRequests: p.uploadQueue.length,
+      sendBacklog: p.wire.writeBacklog,
       hashFailures: p.hashFailures,
     }));
   }

@@ -92,5 +92,9 @@ export interface PeerStats {
   peerChoking: boolean;
   peerInterested: boolean;
   outstandingRequests: number;
+  /** Its requests waiting for us to serve them. */
+  queuedRequests: number;
+  /** Bytes we wrote to it that the kernel has not taken yet. */
+  sendBacklog: number;
   hashFailures: number;
 }

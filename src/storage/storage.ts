@@ -5,7 +5,7 @@ import { resolveInside } from '../metainfo/paths.js';
 import { pieceHashAt, type Metainfo, type TorrentFile } from '../metainfo/types.js';
 import { Bitfield } from '../util/bitfield.js';
 import { ShoalError } from '../util/errors.js';
-import { sha1Async } from '../util/sha1.js';
+import { sha1Transfer } from '../util/sha1.js';
 import { pieceRange, pieceSpanOfFile, segmentsForRange, type Segment } from './file-map.js';
 import { FilePool } from './file-pool.js';
 import { MISSING, loadResumeFile, saveResumeFile, type FileStamp, type ResumeData } from './resume.js';
@@ -241,7 +241,8 @@ export class Storage {
    */
   private async readRange(index: number, strict: boolean): Promise<Buffer> {
     const { offset, length } = this.range(index);
-    const buf = Buffer.allocUnsafe(length);
+    // Its own ArrayBuffer, so a recheck can move it to the hash worker instead of copying it.
+    const buf = Buffer.allocUnsafeSlow(length);
     await Promise.all(segmentsForRange(this.files, offset, length).map(async (seg) => {
       const t = this.target(seg);
       if (!t) { buf.fill(0, seg.bufferOffset, seg.bufferOffset + seg.length); return; }
@@ -331,7 +332,7 @@ export class Storage {
         let ok = false;
         try {
           const buf = await this.readRange(i, false);
-          ok = (await sha1Async(buf)).equals(pieceHashAt(this.meta, i));
+          ok = (await sha1Transfer(buf)).digest.equals(pieceHashAt(this.meta, i));
         } catch (err) {
           if (!isGoneError(err)) { failed = true; throw err; }
         }

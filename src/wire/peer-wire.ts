@@ -113,6 +113,8 @@ export class PeerWire {
   }
 
   get needsDrain(): boolean { return this.socket.writableNeedDrain; }
+  /** Bytes written but not yet taken by the kernel. */
+  get writeBacklog(): number { return this.socket.writableLength; }
   get isDestroyed(): boolean { return this.destroyed; }
 
   cork(): void { this.socket.cork(); }

@@ -89,9 +89,13 @@ test('selected files only: the others never appear on disk, done fires when the 
     const dl = await s.client();
     const dir = join(s.dir, 'dl');
     const t = await dl.add(meta, { path: dir, selectedFiles: selected, peers: [{ host: '127.0.0.1', port: seed.client.port }] });
+    let doneEvents = 0;
+    t.on('done', () => { doneEvents++; });
     const before = t.stats();
+    assert.equal(before.done, false);
     assert.ok(before.wantedPieces < meta.pieceCount, `wanted ${before.wantedPieces} of ${meta.pieceCount}`);
     await waitDone(t, TIMEOUT - 5000);
+    assert.equal(doneEvents, 1, "'done' fired once the selection was complete");
     const st = t.stats();
     assert.equal(st.done, true);
     assert.equal(st.progress, 1);

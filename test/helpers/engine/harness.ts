@@ -178,18 +178,12 @@ export async function exists(path: string): Promise<boolean> {
  * Torrent keeps its Storage private; this reaches in at runtime because there is no public accessor yet.
  */
 export function lastCheck(t: Torrent): { trusted: number; hashed: number } {
-  const storage = (t as unknown as { storage?: { lastCheck?: { trusted: number; hashed: number } } }).storage;
-  if (!storage?.lastCheck) throw new Error('Torrent no longer has a private `storage` with `lastCheck`; update this helper');
-  return storage.lastCheck;
+  return t.lastCheck;
 }
 
-/** Per-peer internals the public stats do not show (upload queue length), read at runtime. */
+/** Per-peer figures for the flood tests. */
 export interface PeerInternals { address: string; uploadQueue: number; writeBacklog: number }
 export function peerInternals(t: Torrent): PeerInternals[] {
-  const peers = (t as unknown as { peers?: Map<string, { address: string; uploadQueue: unknown[]; wire: unknown }> }).peers;
-  if (!(peers instanceof Map)) throw new Error('Torrent no longer has a private `peers` map; update this helper');
-  return [...peers.values()].map((p) => {
-    const socket = (p.wire as { socket?: { writableLength?: number } }).socket;
-    return { address: p.address, uploadQueue: p.uploadQueue.length, writeBacklog: socket?.writableLength ?? 0 };
-  });
+  return t.peerStats().map((p) => ({ address: p.address, uploadQueue: p.queuedRequests, writeBacklog: p.sendBacklog }));
 }
+
