@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TrackerServer } from '../../src/index.js';
+import { TrackerServer, type Torrent } from '../../src/index.js';
 import { scrape } from '../../src/discovery/index.js';
 import { requirePeer, requireNetns } from '../helpers/real-peers/require-peer.js';
 import { startLibtorrent } from '../helpers/real-peers/libtorrent.js';
@@ -16,6 +16,7 @@ import { startAria2 } from '../helpers/real-peers/aria2.js';
 import { createNetns } from '../helpers/real-peers/netns.js';
 import { freePort } from '../helpers/real-peers/ports.js';
 import { pollUntil } from '../helpers/real-peers/proc.js';
+import { socketsOf } from '../helpers/real-peers/sockets.js';
 import { assertSameTree, mktorrent, infoHashOf, writeRandomFile } from '../helpers/real-peers/data.js';
 import { withScope, type Scope } from '../helpers/real-peers/scope.js';
 import { shoalTorrent, startShoal, waitShoalDone, describeTorrent, type Payload } from '../helpers/real-peers/shoal-side.js';
@@ -70,6 +71,13 @@ async function assertFinishedSwarms(tr: Tracker, infoHashes: string[], describe:
     { swarms: infoHashes.length, seeds: 2 * infoHashes.length, leechers: 0 });
 }
 
+/** Collects the tracker warnings and errors a Shoal torrent reports from now on. */
+function trackerWarnings(t: Torrent): string[] {
+  const out: string[] = [];
+  t.on('warning', (msg: string) => { if (/tracker/i.test(msg)) out.push(msg); });
+  return out;
+}
+
 for (const proto of PROTOCOLS) {
   test(`libtorrent seeds, libtorrent downloads, found through Shoal's tracker over ${proto}`, { timeout: 120_000 }, async (t) => {
     if (!requirePeer(t, 'python3:libtorrent', 'python3-libtorrent') || !requirePeer(t, 'mktorrent', 'mktorrent')) return;
@@ -91,6 +99,13 @@ for (const proto of PROTOCOLS) {
       await dl.waitDone(90_000).catch((e: Error) => { throw new Error(`${e.message}\nseed:\n${seed.logTail()}`); });
       await assertSameTree(p.contentPath, join(dir, 'lt-dl', p.name));
       await assertFinishedSwarms(tracker, [infoHash], () => dl.logTail());
+      for (const [who, peer] of [['seed', seed], ['downloader', dl]] as const) {
+        assert.deepEqual(peer.alerts().filter((a) => /tracker|scrape/.test(a.type) && a.type !== 'tracker_reply'), [],
+          `libtorrent ${who} should have no tracker errors or warnings`);
+        for (const a of peer.alerts('tracker_reply')) assert.ok(a.msg.includes(tracker.url), `reply from another tracker: ${a.msg}`);
+      }
+      assert.ok(dl.alerts('tracker_reply').some((a) => /received peers: [1-9]/.test(a.msg)),
+        `libtorrent downloader should have got the seed from the tracker: ${JSON.stringify(dl.alerts('tracker_reply'))}`);
     });
   });
 
@@ -112,6 +127,7 @@ for (const proto of PROTOCOLS) {
 
       const client = await startShoal(s, { host: ns.hostAddr, localAddress: ns.hostAddr });
       const seedA = await client.add(a.torrentPath, { path: pA.seedDir });
+      const warnA = trackerWarnings(seedA);
       await waitShoalDone(seedA, 30_000);
       const tr = s.use(await startTransmission({ netns: ns }));
       const seedB = await tr.add(bPath, pB.seedDir);
@@ -121,6 +137,7 @@ for (const proto of PROTOCOLS) {
 
       const dlA = await tr.add(a.torrentPath, join(dir, 'tr-dl'));
       const dlB = await client.add(bPath, { path: join(dir, 'shoal-dl') });
+      const warnB = trackerWarnings(dlB);
       await Promise.all([
         dlA.waitDone(170_000).catch((e: Error) => { throw new Error(`${e.message}\n${describeTorrent(seedA)}`); }),
         waitShoalDone(dlB, 170_000, () => tr.logTail()),
@@ -128,6 +145,11 @@ for (const proto of PROTOCOLS) {
       await assertSameTree(pA.contentPath, join(dir, 'tr-dl', pA.name));
       await assertSameTree(pB.contentPath, join(dir, 'shoal-dl', pB.name));
       await assertFinishedSwarms(tracker, [a.infoHash, bHash], () => `${describeTorrent(dlB)}\n${tr.logTail()}`);
+      for (const st of [await dlA.status(), await seedB.status()]) {
+        assert.deepEqual(st.trackerStats.map((x) => [x.announce, x.lastAnnounceSucceeded, x.lastAnnounceResult]),
+          [[tracker.url, true, 'Success']], `Transmission's view of the tracker for ${st.name}`);
+      }
+      assert.deepEqual([...warnA, ...warnB], [], 'Shoal should have no tracker warnings');
     });
   });
 
@@ -155,11 +177,14 @@ for (const proto of PROTOCOLS) {
 
       const client = await startShoal(s, { host: HOST });
       const dl = await client.add(torrentPath, { path: join(dir, 'shoal-dl') });
+      const warnings = trackerWarnings(dl);
       await waitShoalDone(dl, 90_000, () => aria2.logTail());
       await assertSameTree(p.contentPath, join(dir, 'shoal-dl', p.name));
       await assertFinishedSwarms(tracker, [infoHash], () => describeTorrent(dl));
+      assert.deepEqual(warnings, [], 'Shoal should have no tracker warnings');
 
       if (proto === 'udp') {
+        assertBoundToLoopback(aria2.pid);
         await aria2.stop(); // flushes the log
         assertAria2StayedLocal(await readFile(logPath, 'utf8'), new URL(tracker.url).port);
       }
@@ -175,14 +200,17 @@ for (const proto of PROTOCOLS) {
 
       const seeder = await startShoal(s, { host: HOST, trackers: true });
       const seed = await seeder.add(torrentPath, { path: p.seedDir });
+      const warnSeed = trackerWarnings(seed);
       await waitShoalDone(seed, 30_000);
       await waitSwarm(tracker, infoHash, 1, 0, 30_000, () => describeTorrent(seed));
 
       const leecher = await startShoal(s, { host: HOST, trackers: true });
       const dl = await leecher.add(torrentPath, { path: join(dir, 'shoal-dl') });
+      const warnDl = trackerWarnings(dl);
       await waitShoalDone(dl, 45_000, () => describeTorrent(seed));
       await assertSameTree(p.contentPath, join(dir, 'shoal-dl', p.name));
       await assertFinishedSwarms(tracker, [infoHash], () => describeTorrent(dl));
+      assert.deepEqual([...warnSeed, ...warnDl], [], 'Shoal should have no tracker warnings');
     });
   });
 }
@@ -204,4 +232,11 @@ function assertAria2StayedLocal(log: string, trackerPort: string): void {
     for (const ip of line.match(/\b\d{1,3}(?:\.\d{1,3}){3}\b/g) ?? []) if (ip !== HOST) problems.push(line);
   }
   assert.deepEqual(problems, [], 'aria2 should not name or reach anything but loopback');
+}
+
+/** Every TCP and UDP socket of `pid` (its DHT socket included) is bound to loopback, so it cannot send elsewhere. */
+function assertBoundToLoopback(pid: number): void {
+  const socks = socketsOf(pid);
+  assert.ok(socks.some((x) => x.proto === 'udp'), `aria2 should hold a UDP (DHT) socket: ${JSON.stringify(socks)}`);
+  assert.deepEqual(socks.filter((x) => !x.local.startsWith(`${HOST}:`)), [], 'aria2 sockets not bound to loopback');
 }

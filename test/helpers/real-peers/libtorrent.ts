@@ -26,6 +26,8 @@ export interface LibtorrentPeer {
   waitDone(timeoutMs: number): Promise<void>;
   status(): LibtorrentStatus | undefined;
   connect(host: string, port: number): void;
+  /** Alerts lt_peer.py reported (the last 500), optionally only those of one type, e.g. 'tracker_reply'. */
+  alerts(type?: string): Array<{ type: string; msg: string }>;
   logTail(): string;
   stop(): Promise<void>;
 }
@@ -57,6 +59,7 @@ export async function startLibtorrent(opts: LibtorrentOptions): Promise<Libtorre
   let last: LibtorrentStatus | undefined;
   let done = false;
   let seedProblem: string | undefined;
+  const alerts: Array<{ type: string; msg: string }> = [];
   proc.onLine((line, stream) => {
     if (stream !== 'stdout' || !line.startsWith('{')) return;
     let ev: { event: string; [k: string]: unknown };
@@ -64,7 +67,11 @@ export async function startLibtorrent(opts: LibtorrentOptions): Promise<Libtorre
     if (ev.event === 'listening') { port = ev.port as number; infoHash = ev.infoHash as string; }
     else if (ev.event === 'status') last = ev as unknown as LibtorrentStatus;
     else if (ev.event === 'done') done = true;
-    else if (ev.event === 'alert' && ev.type === 'seed_incomplete') seedProblem = ev.msg as string;
+    else if (ev.event === 'alert') {
+      if (ev.type === 'seed_incomplete') seedProblem = ev.msg as string;
+      alerts.push({ type: String(ev.type), msg: String(ev.msg) });
+      if (alerts.length > 500) alerts.shift();
+    }
   });
 
   const describe = () => `libtorrent (${opts.mode}, pid ${proc.pid}) last status: ${JSON.stringify(last)}\nlog tail:\n${proc.logTail()}`;
@@ -94,6 +101,7 @@ export async function startLibtorrent(opts: LibtorrentOptions): Promise<Libtorre
     },
     status: () => last,
     connect(host, p) { proc.child.stdin?.write(JSON.stringify({ cmd: 'connect', host, port: p }) + '\n'); },
+    alerts: (type) => (type === undefined ? [...alerts] : alerts.filter((a) => a.type === type)),
     logTail: () => proc.logTail(),
     stop: () => proc.stop(),
   };
