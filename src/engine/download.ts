@@ -38,15 +38,18 @@ const MIN_QUEUE = 16;
 const MAX_QUEUE = 2000;
 /** Seconds of the peer's measured rate to keep requested (libtorrent calls this request_queue_time). */
 const QUEUE_SECONDS = 0.5;
-/** Refill when the queue falls this many blocks below target, so requests go out in batches. */
-const REFILL_SLACK = 32;
+/**
+ * Refill only when the queue has fallen an eighth below target (at least 4 blocks), so requests go out in
+ * batches: on loopback each socket write costs about as much kernel time as tens of blocks of payload.
+ */
+const REFILL_FRACTION = 8;
 /** Piece buffers kept for reuse: fresh 1 MiB buffers cost page faults and GC pressure on every piece. */
 const POOL_MAX = 16;
 /**
  * Bytes of complete pieces waiting for their hash and write. Past this, no new requests go out until the disk
  * catches up: the network is paced to the disk instead of piling pieces up in memory.
  */
-const MAX_PENDING_BYTES = 48 * 1024 * 1024;
+const MAX_PENDING_BYTES = 16 * 1024 * 1024;
 
 /**
  * Block-level downloading: sizes each peer's request pipeline, hands the parser the buffer each block goes into,
@@ -88,7 +91,7 @@ export class Downloader {
     }
     const target = this.queueTarget(peer);
     let want = target - peer.outstanding.size;
-    if (want < REFILL_SLACK && peer.outstanding.size > 0) return;
+    if (want < Math.max(4, target / REFILL_FRACTION) && peer.outstanding.size > 0) return;
     if (want <= 0) return;
     const bucket = this.host.downloadBucket;
     if (bucket) {
