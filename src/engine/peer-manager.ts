@@ -11,7 +11,8 @@ export interface PeerManagerHost {
   connectionSlots(): number;
   /** Peers connected now, by address, to avoid dialing them twice. */
   isConnected(address: string): boolean;
-  attach(socket: Socket, handshake: HandshakeInfo, rest: Buffer, addr: PeerAddress, outbound: boolean): void;
+  /** False when the torrent refused the connection (e.g. a duplicate of one it keeps). */
+  attach(socket: Socket, handshake: HandshakeInfo, rest: Buffer, addr: PeerAddress, outbound: boolean): boolean;
   wantsPeers(): boolean;
 }
 
@@ -29,6 +30,7 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const MAX_FAILURES = 5;
 /** Remembered addresses per torrent; trackers and PEX can otherwise grow this without bound. */
 const MAX_CANDIDATES = 2000;
+const DUPLICATE_BACKOFF_MS = 60_000;
 
 /**
  * Knows the addresses of a swarm and keeps the torrent connected to enough of them: dials with back-off,
@@ -112,7 +114,8 @@ export class PeerManager {
         return;
       }
       c.failures = 0;
-      this.host.attach(socket, handshake, rest, c.addr, true);
+      // Refused as a duplicate: we are already connected to this peer the other way; don't redial soon.
+      if (!this.host.attach(socket, handshake, rest, c.addr, true)) c.nextAttemptAt = Date.now() + DUPLICATE_BACKOFF_MS;
     } catch {
       c.failures++;
       if (c.failures >= MAX_FAILURES) this.candidates.delete(key);

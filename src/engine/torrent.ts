@@ -100,7 +100,7 @@ export class Torrent extends EventEmitter {
       peerId: ctx.peerId,
       localAddress: ctx.localAddress,
       connectionSlots: () => Math.min(ctx.maxPeersPerTorrent - self.peers.size, ctx.globalSlots()),
-      isConnected: (address) => self.peers.has(address),
+      isConnected: (address) => self.isConnected(address),
       attach: (socket, handshake, rest, addr, outbound) => self.attach(socket, handshake, rest, addr, outbound),
       wantsPeers: () => self.stateValue === 'downloading' || (self.stateValue === 'seeding' && self.opts.seed !== false),
     });
@@ -225,22 +225,27 @@ export class Torrent extends EventEmitter {
     if (this.peerManager.isBanned(host)) return false;
     if (this.peers.size >= this.ctx.maxPeersPerTorrent) return false;
     if (handshake.peerId.equals(this.ctx.peerId)) return false;
-    this.attach(socket, handshake, rest, { host, port: socket.remotePort ?? 0 }, false);
-    return true;
+    return this.attach(socket, handshake, rest, { host, port: socket.remotePort ?? 0 }, false);
   }
 
-  private attach(socket: Socket, handshake: HandshakeInfo, rest: Buffer, addr: PeerAddress, outbound: boolean): void {
+  /** Returns false when the connection was refused (closing, or a duplicate of a connection we keep). */
+  private attach(socket: Socket, handshake: HandshakeInfo, rest: Buffer, addr: PeerAddress, outbound: boolean): boolean {
     const key = formatPeerAddress(addr);
     if (this.peers.has(key) || this.stateValue === 'closed') {
       socket.destroy();
-      return;
+      return false;
     }
     for (const p of this.peers.values()) {
-      if (p.handshake.peerId.equals(handshake.peerId)) {
-        // Same peer reached twice (both dialed each other): keep the first connection.
+      if (!p.handshake.peerId.equals(handshake.peerId)) continue;
+      // The same peer reached twice, typically because both sides dialed each other. Both sides must keep the
+      // same one or they drop both: keep the connection opened by the side with the smaller peer id.
+      const keepOutbound = Buffer.compare(this.ctx.peerId, handshake.peerId) < 0;
+      if (p.outbound === outbound || p.outbound === keepOutbound) {
         socket.destroy();
-        return;
+        return false;
       }
+      p.wire.destroy();
+      break;
     }
     const peer = new Peer(handshake, addr.host, addr.port, outbound, this.meta.pieceCount);
     const wire = new PeerWire(socket, this.wireHandler(peer), { fast: handshake.fast, extended: handshake.extended, rest });
@@ -248,6 +253,16 @@ export class Torrent extends EventEmitter {
     this.peers.set(key, peer);
     this.sendHello(peer);
     this.emit('peer', key);
+    return true;
+  }
+
+  /** Is a peer at this address connected, by the address we dialed or the listen port it told us (BEP 10 `p`)? */
+  private isConnected(address: string): boolean {
+    if (this.peers.has(address)) return true;
+    for (const p of this.peers.values()) {
+      if (p.listenPort > 0 && formatPeerAddress({ host: p.host, port: p.listenPort }) === address) return true;
+    }
+    return false;
   }
 
   private sendHello(peer: Peer): void {

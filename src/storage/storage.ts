@@ -36,7 +36,7 @@ const PARTS = -1;
 
 interface Target { src: number; path: string; pos: number; size: number | undefined }
 
-const DEFAULT_CACHE = 32 * 1024 * 1024;
+const DEFAULT_CACHE = 16 * 1024 * 1024;
 
 /**
  * Piece-level access to a torrent's files on disk.
