@@ -41,7 +41,7 @@ const MIN_OFFERS = 2;
  */
 export const STALE_OFFER_MS = 5000;
 /** Seconds of upload to a peer that its outstanding offers should cover. */
-const OFFER_SECONDS = 0.25;
+export const OFFER_SECONDS = 0.25;
 
 export class InitialSeeder {
   private readonly pieceCount: number;
