@@ -135,6 +135,7 @@ export class Torrent extends EventEmitter {
     this.storage = await Storage.open(meta, storageOpts);
     await this.storage.verifyExisting({
       recheck: this.opts.recheck === true,
+      assumeValid: this.opts.assumeValid === true && this.opts.recheck !== true,
       onProgress: (done, total) => this.emit('checking', done, total),
     });
     if (this.stateValue === 'closed') return;

@@ -31,6 +31,11 @@ export interface AddOptions {
   selectedFiles?: number[];
   /** Hash all data on disk instead of trusting resume data. */
   recheck?: boolean;
+  /**
+   * The data on disk is known to match (the torrent was just created from it): skip hashing it again if every file
+   * is present at its exact length. `shoal seed <path>` uses this so a folder is hashed once, not twice.
+   */
+  assumeValid?: boolean;
   /** Peers to connect to directly, in addition to trackers. */
   peers?: PeerAddress[];
   /** Extra tracker tiers, tried after the torrent's own. */

@@ -296,7 +296,12 @@ export class Storage {
    * are missing. Without resume data (or with recheck) every piece that could be present is hashed.
    * Updates and returns `have`, then saves the resume file.
    */
-  async verifyExisting(opts: { recheck?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<Bitfield> {
+  /**
+   * `assumeValid`: the caller knows the data matches (it just hashed it to create the torrent). If every file is
+   * selected and present at its exact length, all pieces are marked verified without reading them; otherwise the
+   * normal check runs. A later restart still goes through resume data and mtimes as usual.
+   */
+  async verifyExisting(opts: { recheck?: boolean; assumeValid?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<Bitfield> {
     this.assertOpen();
     const resume = this.resumePath && !opts.recheck ? await this.loadResume(this.resumePath) : null;
     const marked = resume ? new Bitfield(this.meta.pieceCount, resume.pieces) : null;
@@ -334,6 +339,12 @@ export class Storage {
         continue;
       }
       if (this.wanted.get(i) || marked?.get(i)) toHash.push(i);
+    }
+    const allPresent = this.files.every((f, i) => f.padding || (this.selected[i] && stamps[i]!.length === f.length));
+    if (opts.assumeValid && allPresent) {
+      this.have.setAll();
+      trusted = this.meta.pieceCount;
+      toHash.length = 0;
     }
 
     const total = this.meta.pieceCount;

@@ -72,7 +72,8 @@ export async function seedCommand(source: string, opts: SeedCommandOptions, out:
       dataDir = dirname(abs);
     }
     // With a .torrent made elsewhere, the embedded tracker is an extra tier so peers that use it still meet us.
-    const addOpts: Parameters<Client['add']>[1] = { path: dataDir, recheck: opts.recheck === true };
+    // A torrent created just now was hashed from this very data: don't hash it a second time.
+    const addOpts: Parameters<Client['add']>[1] = { path: dataDir, recheck: opts.recheck === true, assumeValid: !isTorrentFile };
     if (isTorrentFile && embeddedUrl && !meta.announce.flat().includes(embeddedUrl)) addOpts.announce = [[embeddedUrl]];
     const torrent = await client.add(meta, addOpts);
     const s = torrent.stats();
