@@ -3,7 +3,7 @@
 // process; the 'ready' event names its PID so CPU and memory are measured on aria2c, not this wrapper.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { freePort } from '../lib/opentracker.js';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
@@ -18,16 +18,6 @@ let child: ChildProcess | undefined;
 const emit = (o: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(o) + '\n'); };
 const fail = (msg: string): never => { emit({ event: 'error', message: msg }); child?.kill('SIGKILL'); process.exit(1); };
 
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 if (!a.tracker) fail('aria2 needs --tracker');
 const port = Number(a.port) || (await freePort(a.host!));

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Proc } from './proc.js';
 
-function freePort(host: string): Promise<number> {
+/** A port that was free a moment ago on `host` (the OS picks it). */
+export function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

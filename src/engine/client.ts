@@ -68,7 +68,7 @@ export class Client extends EventEmitter {
 
   private connectionCount(): number {
     let n = this.inbound.size;
-    for (const t of this.byHash.values()) n += t.stats().peers;
+    for (const t of this.byHash.values()) n += t.peerCount;
     return n;
   }
 

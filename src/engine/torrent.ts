@@ -71,6 +71,8 @@ export class Torrent extends EventEmitter {
   /** Set while initial seeding is spreading pieces; null otherwise. */
   private seeder: InitialSeeder | null = null;
   private readonly peers = new Map<string, Peer>();
+  /** Connected peers by the listen address they told us (BEP 10 `p`), for inbound peers dialed from elsewhere. */
+  private readonly peersByListenAddress = new Map<string, Peer>();
 
   private readonly downloadMeter = new RateMeter();
   private readonly uploadMeter = new RateMeter();
@@ -259,11 +261,12 @@ export class Torrent extends EventEmitter {
 
   /** Is a peer at this address connected, by the address we dialed or the listen port it told us (BEP 10 `p`)? */
   private isConnected(address: string): boolean {
-    if (this.peers.has(address)) return true;
-    for (const p of this.peers.values()) {
-      if (p.listenPort > 0 && formatPeerAddress({ host: p.host, port: p.listenPort }) === address) return true;
-    }
-    return false;
+    return this.peers.has(address) || this.peersByListenAddress.has(address);
+  }
+
+  /** Connections open now. */
+  get peerCount(): number {
+    return this.peers.size;
   }
 
   private sendHello(peer: Peer): void {
@@ -379,7 +382,9 @@ export class Torrent extends EventEmitter {
         if (Buffer.isBuffer(v)) peer.clientName = v.toString('utf8').slice(0, 64);
         const p = dict['p'];
         if (typeof p === 'number' && p > 0 && p < 65536) {
+          if (peer.listenPort > 0) t.peersByListenAddress.delete(formatPeerAddress({ host: peer.host, port: peer.listenPort }));
           peer.listenPort = p;
+          t.peersByListenAddress.set(formatPeerAddress({ host: peer.host, port: p }), peer);
           // An inbound peer's source port is ephemeral; its listen port is where others (and we, later) reach it.
           if (!peer.outbound) t.peerManager.add({ host: peer.host, port: p });
         }
@@ -441,6 +446,10 @@ export class Torrent extends EventEmitter {
     peer.closed = true;
     const key = peer.address;
     if (this.peers.get(key) === peer) this.peers.delete(key);
+    if (peer.listenPort > 0) {
+      const listenKey = formatPeerAddress({ host: peer.host, port: peer.listenPort });
+      if (this.peersByListenAddress.get(listenKey) === peer) this.peersByListenAddress.delete(listenKey);
+    }
     if (this.picker) {
       this.downloader.releasePeer(peer, false);
       this.picker.peerGone(peer);

@@ -2,20 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Bitfield } from '../../src/util/bitfield.js';
+import { mulberry32 } from '../helpers/random.js';
 import { PiecePicker, type PeerKey, type PickerOptions } from '../../src/engine/piece-picker.js';
 
 const BS = 16384;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function bits(n: number, indices: Iterable<number> = []): Bitfield {
   const b = new Bitfield(n);
