@@ -16,6 +16,9 @@ import { measureLimits, type Limits } from './scenarios/limits.js';
 import { runPairScenario } from './scenarios/pair.js';
 import { runSwarm, type SwarmResult } from './scenarios/swarm.js';
 
+// Benchmarks run on shared machines: Shoal must not send anything outside loopback and the namespaces' 198.18.0.0/15.
+process.env['SHOAL_SANDBOX'] = '1';
+
 const program = new Command()
   .name('bench')
   .description('Shoal benchmarks against libtorrent, WebTorrent, aria2, mktorrent and plain HTTP')

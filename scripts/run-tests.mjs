@@ -29,5 +29,7 @@ if (files.length === 0) {
   console.error('no test files found under', selected.map((k) => join(root, k)).join(', '));
   process.exit(1);
 }
-const res = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+// SHOAL_SANDBOX=1: Shoal sends nothing outside loopback and 198.18.0.0/15 (no DHT routers, no LSD on real interfaces).
+const env = { ...process.env, SHOAL_SANDBOX: '1' };
+const res = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { stdio: 'inherit', env });
 process.exit(res.status ?? 1);
