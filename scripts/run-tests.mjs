@@ -30,6 +30,7 @@ if (files.length === 0) {
   process.exit(1);
 }
 // SHOAL_SANDBOX=1: Shoal sends nothing outside loopback and 198.18.0.0/15 (no DHT routers, no LSD on real interfaces).
-const env = { ...process.env, SHOAL_SANDBOX: '1' };
+// SHOAL_DEBUG_INVARIANTS=1: every torrent checks its cross-structure invariants (src/engine/invariants.ts) each tick.
+const env = { ...process.env, SHOAL_SANDBOX: '1', SHOAL_DEBUG_INVARIANTS: '1' };
 const res = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { stdio: 'inherit', env });
 process.exit(res.status ?? 1);

@@ -203,24 +203,3 @@ export class Choker {
     return h;
   }
 }
-
-/**
- * Initial seeding (super-seeding, BEP 16) helper: the piece to offer a peer so that each piece goes out
- * once before any goes out twice. Picks, among pieces the peer lacks and we have not yet offered to anyone,
- * the one fewest peers have (random among equals); falls back to offered pieces when all have been offered.
- * Returns -1 if the peer already has everything.
- */
-export function pickInitialSeedPiece(availability: (index: number) => number, peerBits: Bitfield,
-  offered: Bitfield, random: () => number = Math.random): number {
-  for (const allowOffered of [false, true]) {
-    let best = -1, bestAvail = Infinity, ties = 0;
-    for (let i = 0; i < peerBits.length; i++) {
-      if (peerBits.get(i) || (!allowOffered && offered.get(i))) continue;
-      const a = availability(i);
-      if (a < bestAvail) { best = i; bestAvail = a; ties = 1; }
-      else if (a === bestAvail && random() * ++ties < 1) best = i;
-    }
-    if (best >= 0) return best;
-  }
-  return -1;
-}

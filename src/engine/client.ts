@@ -2,11 +2,11 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { readFile } from 'node:fs/promises';
-import { parseTorrent, type Metainfo } from '../metainfo/index.js';
+import { parseMagnet, parseTorrent, type Metainfo } from '../metainfo/index.js';
 import { encodeHandshake, readHandshake } from '../wire/handshake.js';
 import { ShoalError } from '../util/errors.js';
 import { TokenBucket } from './token-bucket.js';
-import { Torrent, type TorrentContext } from './torrent.js';
+import { Torrent, savedTorrentPath, type TorrentContext, type TorrentSpec } from './torrent.js';
 import type { AddOptions, ClientOptions } from './types.js';
 
 export const VERSION = '0.1.0';
@@ -54,6 +54,8 @@ export class Client extends EventEmitter {
       maxPeersPerTorrent: opts.maxPeersPerTorrent ?? 60,
       uploadSlots: opts.uploadSlots ?? 4,
       localAddress: opts.localAddress,
+      debugInvariants: opts.debugInvariants ?? process.env['SHOAL_DEBUG_INVARIANTS'] === '1',
+      pex: opts.pex !== false,
       globalSlots: () => (opts.maxConnections ?? 200) - client.connectionCount(),
     };
   }
@@ -115,7 +117,7 @@ export class Client extends EventEmitter {
         socket.destroy();
         return;
       }
-      socket.write(encodeHandshake(torrent.meta.infoHash, this.peerId, { fast: true, extended: true }));
+      socket.write(encodeHandshake(torrent.infoHash, this.peerId, { fast: true, extended: true }));
       if (!torrent.acceptInbound(socket, handshake, rest)) socket.destroy();
     }, () => {
       this.inbound.delete(socket);
@@ -124,29 +126,40 @@ export class Client extends EventEmitter {
   }
 
   /**
-   * Add a torrent and verify what is already on disk; resolves once it is checked and talking to peers.
-   * `source` is a path to a .torrent file, its bytes, or a parsed Metainfo.
+   * Add a torrent. `source` is a path to a .torrent file, its bytes, a parsed Metainfo, or a magnet URI.
+   * With metadata, resolves once the data on disk is checked and the torrent is talking to peers. With a magnet,
+   * resolves at once: the torrent fetches the info dictionary from peers and emits 'metadata', then 'checked'. A
+   * magnet whose metadata was fetched before (saved as `<path>/.shoal/<info-hash>.torrent`) starts from that file.
    */
   async add(source: string | Buffer | Metainfo, opts: AddOptions): Promise<Torrent> {
     if (this.closed) throw new ShoalError('EUSAGE', 'client is closed');
     if (!opts || typeof opts.path !== 'string' || opts.path === '') throw new ShoalError('EUSAGE', 'add() needs { path } for the download folder');
-    const meta = await toMetainfo(source);
-    if (this.byHash.has(meta.infoHashHex)) throw new ShoalError('EUSAGE', `torrent ${meta.infoHashHex} is already added`);
+    const spec = await toSpec(source, opts.path);
+    const hex = spec.infoHash.toString('hex');
+    if (this.byHash.has(hex)) throw new ShoalError('EUSAGE', `torrent ${hex} is already added`);
     await this.listen();
-    const torrent = new Torrent(this.ctx, meta, opts);
-    this.byHash.set(meta.infoHashHex, torrent);
+    const torrent = new Torrent(this.ctx, spec, opts);
+    for (const hook of this.torrentHooks) hook(torrent);
+    // Registered before checking starts, so peers that connect meanwhile are kept (greeted when the check ends).
+    this.byHash.set(hex, torrent);
     torrent.once('close', () => {
-      if (this.byHash.get(meta.infoHashHex) === torrent) this.byHash.delete(meta.infoHashHex);
+      if (this.byHash.get(hex) === torrent) this.byHash.delete(hex);
     });
     try {
       await torrent.start();
     } catch (err) {
-      this.byHash.delete(meta.infoHashHex);
+      this.byHash.delete(hex);
       await torrent.close().catch(() => undefined);
       throw err;
     }
     this.emit('torrent', torrent);
     return torrent;
+  }
+
+  /** Called for every torrent before it starts: the place to add extensions and peer sources. */
+  private readonly torrentHooks: ((t: Torrent) => void)[] = [];
+  onTorrentCreated(hook: (t: Torrent) => void): void {
+    this.torrentHooks.push(hook);
   }
 
   get(infoHash: string | Buffer): Torrent | undefined {
@@ -174,12 +187,28 @@ export class Client extends EventEmitter {
   }
 }
 
+async function toSpec(source: string | Buffer | Metainfo, dir: string): Promise<TorrentSpec> {
+  if (typeof source === 'string' && source.slice(0, 7).toLowerCase() === 'magnet:') {
+    const m = parseMagnet(source);
+    const spec: TorrentSpec = { infoHash: m.infoHash, trackers: m.trackers, magnetPeers: m.peers, webSeeds: m.webSeeds };
+    if (m.name !== undefined) spec.name = m.name;
+    // Fetched before: start from the saved .torrent instead of asking peers again.
+    const saved = await readFile(savedTorrentPath(dir, m.infoHashHex)).catch(() => null);
+    if (saved) {
+      try {
+        const meta = parseTorrent(saved);
+        if (meta.infoHash.equals(m.infoHash)) spec.meta = meta;
+      } catch { /* a damaged file: fetch again */ }
+    }
+    return spec;
+  }
+  const meta = await toMetainfo(source);
+  return { infoHash: meta.infoHash, meta };
+}
+
 async function toMetainfo(source: string | Buffer | Metainfo): Promise<Metainfo> {
   if (Buffer.isBuffer(source)) return parseTorrent(source);
   if (typeof source === 'string') {
-    if (source.startsWith('magnet:')) {
-      throw new ShoalError('EUSAGE', 'magnet links need metadata from peers (BEP 9), which this version does not fetch yet; use the .torrent file');
-    }
     let bytes: Buffer;
     try {
       bytes = await readFile(source);

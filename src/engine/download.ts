@@ -2,7 +2,7 @@ import { pieceHashAt, pieceLengthAt, type Metainfo } from '../metainfo/types.js'
 import { sha1, sha1Transfer } from '../util/sha1.js';
 import { BLOCK_SIZE } from '../wire/types.js';
 import type { PiecePicker } from './piece-picker.js';
-import { requestKey, type Peer } from './peer.js';
+import { requestKey, type PeerConnection as Peer } from '../connection/connection.js';
 import type { TokenBucket } from './token-bucket.js';
 
 /** What the downloader needs from its torrent; keeps this file free of sockets, storage and events. */
@@ -76,7 +76,7 @@ export class Downloader {
 
   /** Target queue depth for a peer: its rate × QUEUE_SECONDS in blocks, capped by its `reqq`. */
   queueTarget(peer: Peer): number {
-    const byRate = Math.ceil((peer.downloadMeter.rate() * QUEUE_SECONDS) / BLOCK_SIZE);
+    const byRate = Math.ceil((peer.download.meter.rate() * QUEUE_SECONDS) / BLOCK_SIZE);
     return Math.min(Math.max(MIN_QUEUE, byRate), peer.maxRequests, MAX_QUEUE);
   }
 
@@ -90,8 +90,8 @@ export class Downloader {
       return;
     }
     const target = this.queueTarget(peer);
-    let want = target - peer.outstanding.size;
-    if (want < Math.max(4, target / REFILL_FRACTION) && peer.outstanding.size > 0) return;
+    let want = target - peer.download.outstanding.size;
+    if (want < Math.max(4, target / REFILL_FRACTION) && peer.download.outstanding.size > 0) return;
     if (want <= 0) return;
     const bucket = this.host.downloadBucket;
     if (bucket) {
@@ -104,14 +104,14 @@ export class Downloader {
     let n = 0;
     this.host.picker.pick(peer, peer.isSeed ? null : peer.bits, peer.isSeed, want, (index, begin, length) => {
       if (!this.inFlight.has(index)) this.startPiece(index);
-      peer.outstanding.set(requestKey(index, begin), { index, begin, length });
+      peer.download.outstanding.set(requestKey(index, begin), { index, begin, length });
       bucket?.take(length);
       scratch[3 * n] = index;
       scratch[3 * n + 1] = begin;
       scratch[3 * n + 2] = length;
       n++;
     }, choked ? peer.allowedFast : undefined);
-    peer.wire.requests(scratch, n);
+    peer.sendRequests(scratch, n);
   }
 
   private startPiece(index: number): InFlightPiece {
@@ -142,34 +142,34 @@ export class Downloader {
 
   /** Parser asks where a block goes: only blocks we requested from this peer are accepted. */
   blockTarget(peer: Peer, index: number, begin: number, length: number): Buffer | null {
-    const req = peer.outstanding.get(requestKey(index, begin));
+    const req = peer.download.outstanding.get(requestKey(index, begin));
     if (req === undefined || req.length !== length) return null;
     const piece = this.inFlight.get(index);
     if (piece === undefined || piece.verifying || piece.senders[begin / BLOCK_SIZE] !== undefined) return null;
     piece.copying++;
-    peer.copyTarget = piece;
+    peer.download.copyTarget = piece;
     return piece.buffer.subarray(begin, begin + length);
   }
 
   /** A block finished arriving. Returns true when it was useful. */
   blockReceived(peer: Peer, index: number, begin: number, length: number): boolean {
     const key = requestKey(index, begin);
-    const target = peer.copyTarget as InFlightPiece | null;
+    const target = peer.download.copyTarget as InFlightPiece | null;
     if (target !== null) {
-      peer.copyTarget = null;
+      peer.download.copyTarget = null;
       target.copying--;
       // A complete piece waits for late duplicate copies to finish before it is hashed (see verify()).
       if (target.copying === 0 && target.verifyWhenIdle) void this.verify(index, target);
     }
-    const wasOutstanding = peer.outstanding.delete(key);
+    const wasOutstanding = peer.download.outstanding.delete(key);
     if (!wasOutstanding || target === null) {
       // Requested but not copied (the piece was already complete): release the picker's record of the request.
       if (wasOutstanding) this.host.picker.requestCancelled(peer, index, begin);
       this.host.addWasted(length);
       return false;
     }
-    peer.lastBlockAt = Date.now();
-    peer.snubbed = false;
+    peer.download.lastBlockAt = Date.now();
+    peer.download.snubbed = false;
     const picker = this.host.picker;
     if (!picker.blockReceived(peer, index, begin)) {
       this.host.addWasted(length);
@@ -182,9 +182,9 @@ export class Downloader {
     if (picker.inEndgame) {
       for (const otherKey of picker.othersRequesting(index, begin, peer)) {
         const other = this.host.peerByKey(otherKey);
-        if (other && other.outstanding.delete(key)) {
+        if (other && other.download.outstanding.delete(key)) {
           picker.requestCancelled(other, index, begin);
-          if (!other.closed) other.wire.cancel(index, begin, length);
+          if (!other.closed) other.sendCancel(index, begin, length);
         }
       }
     }
@@ -275,19 +275,46 @@ export class Downloader {
   /** Give back everything a peer had in flight (it choked us, went away, or timed out). */
   releasePeer(peer: Peer, sendCancel: boolean): void {
     const picker = this.host.picker;
-    for (const req of peer.outstanding.values()) {
+    const outstanding = peer.download.outstanding;
+    if (outstanding.size === 0) return;
+    const touched = new Set<number>();
+    for (const req of outstanding.values()) {
       picker.requestCancelled(peer, req.index, req.begin);
-      if (sendCancel && !peer.closed) peer.wire.cancel(req.index, req.begin, req.length);
+      touched.add(req.index);
+      if (sendCancel && !peer.closed) peer.sendCancel(req.index, req.begin, req.length);
     }
-    peer.outstanding.clear();
+    outstanding.clear();
+    for (const index of touched) this.dropIfRequeued(index);
   }
 
   /** The peer rejected one request (BEP 6). */
   rejected(peer: Peer, index: number, begin: number, length: number): void {
-    const req = peer.outstanding.get(requestKey(index, begin));
+    const req = peer.download.outstanding.get(requestKey(index, begin));
     if (req === undefined || req.length !== length) return;
-    peer.outstanding.delete(requestKey(index, begin));
+    peer.download.outstanding.delete(requestKey(index, begin));
     this.host.picker.requestCancelled(peer, index, begin);
+    this.dropIfRequeued(index);
+  }
+
+  /**
+   * Every request of a piece was cancelled before any block arrived: the picker has put it back in the queue, so its
+   * buffer goes back to the pool rather than sitting outside the pending-bytes bound until the piece is picked again.
+   */
+  private dropIfRequeued(index: number): void {
+    const piece = this.inFlight.get(index);
+    if (piece === undefined || piece.verifying || piece.copying > 0) return;
+    if (this.host.picker.pieceState(index) !== 'queued') return;
+    this.inFlight.delete(index);
+    this.release(piece);
+  }
+
+  /** Pieces with a buffer here (for the cross-structure invariant checks). */
+  inFlightIndices(): IterableIterator<number> {
+    return this.inFlight.keys();
+  }
+
+  isVerifying(index: number): boolean {
+    return this.inFlight.get(index)?.verifying === true;
   }
 
   get piecesInFlight(): number {

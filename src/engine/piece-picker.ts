@@ -170,6 +170,16 @@ export class PiecePicker {
   addPeerHave(index: number): void { if (index >= 0 && index < this.pieceCount) this.incAvail(index); }
   addHaveAll(): void { this.seeds++; }
   removeHaveAll(): void { if (this.seeds > 0) this.seeds--; }
+  /** Peers counted for piece i by bitfield/have, without have-all peers (for cross-structure checks). */
+  announcedCount(index: number): number { return this.avail[index]!; }
+  /** Peers counted as having everything. */
+  get haveAllCount(): number { return this.seeds; }
+  /** Is `peer` one of the requesters of the block at (index, begin)? */
+  isRequester(peer: PeerKey, index: number, begin: number): boolean {
+    const p = this.pieces.get(index);
+    const b = this.blockOf(p, begin);
+    return p !== undefined && b >= 0 && p.isRequester(b, peer);
+  }
   /** Number of connected peers known to have the piece. */
   availability(index: number): number { return this.avail[index]! + this.seeds; }
 

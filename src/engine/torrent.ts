@@ -1,111 +1,126 @@
 import { EventEmitter } from 'node:events';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Socket } from 'node:net';
-import { pieceLengthAt, type Metainfo } from '../metainfo/types.js';
-import { Storage } from '../storage/index.js';
-import { Announcer } from '../discovery/index.js';
+import type { Metainfo } from '../metainfo/types.js';
 import { formatPeerAddress, parsePeerAddress, type PeerAddress } from '../discovery/compact.js';
-import { PeerWire } from '../wire/peer-wire.js';
-import type { HandshakeInfo, WireHandler } from '../wire/types.js';
-import { Bitfield } from '../util/bitfield.js';
+import type { HandshakeInfo } from '../wire/types.js';
+import type { Bitfield } from '../util/bitfield.js';
 import { ShoalError } from '../util/errors.js';
-import { PiecePicker } from './piece-picker.js';
-import { Choker, type ChokerPeer } from './choker.js';
-import { RateMeter } from './rate-meter.js';
-import type { TokenBucket } from './token-bucket.js';
-import { Downloader } from './download.js';
-import { Uploader } from './upload.js';
+import { PeerConnection, type ConnectionEvents } from '../connection/connection.js';
+import { ExtensionRegistry } from '../connection/registry.js';
+import type { PeerSource, PeerSourceKind, SwarmState } from '../peers/source.js';
+import { PUBLIC_ONLY_SOURCES } from '../peers/source.js';
+import { StaticPeerSource, TrackerSource } from '../peers/tracker-source.js';
 import { PeerManager } from './peer-manager.js';
-import { Peer } from './peer.js';
-import { InitialSeeder } from './initial-seeding.js';
+import { MAX_QUEUED_REQUESTS, TorrentContent } from './content.js';
+import { checkInvariants } from './invariants.js';
+import type { TorrentContext } from './context.js';
 import type { AddOptions, PeerStats, TorrentState, TorrentStats } from './types.js';
 
-/** What a torrent needs from the client that owns it. */
-export interface TorrentContext {
-  readonly peerId: Buffer;
-  readonly port: number;
-  readonly clientName: string;
-  readonly trackers: boolean;
-  readonly uploadBucket: TokenBucket | null;
-  readonly downloadBucket: TokenBucket | null;
-  readonly maxPeersPerTorrent: number;
-  readonly uploadSlots: number;
-  readonly localAddress: string | undefined;
-  /** Connections the whole client may still open. */
-  globalSlots(): number;
-}
+export type { TorrentContext } from './context.js';
 
 const TICK_MS = 1000;
-const RECHOKE_TICKS = 10;
-/** A peer that sends nothing we asked for in this long gets its requests taken back and is marked snubbed. */
-const REQUEST_TIMEOUT_MS = 20_000;
-/** Requests we accept queued from one peer; advertised as our `reqq`. */
-const MAX_QUEUED_REQUESTS = 1000;
-/** Ban a peer that alone delivered this many pieces that failed their hash. */
-const SOLE_FAILURES_TO_BAN = 2;
+/** Warn that no connection could be made once this many dials in a row failed with nothing connected. */
+const FAILED_DIALS_TO_WARN = 3;
+
+/** How a torrent starts: from a .torrent (meta known) or from a bare info-hash (a magnet link). */
+export interface TorrentSpec {
+  infoHash: Buffer;
+  meta?: Metainfo;
+  /** Display name before the metadata is known (magnet `dn`). */
+  name?: string;
+  /** Trackers from a magnet's `tr`. */
+  trackers?: string[];
+  /** Peers from a magnet's `x.pe`. */
+  magnetPeers?: PeerAddress[];
+  /** Web seeds from a magnet's `ws`. */
+  webSeeds?: string[];
+}
 
 /**
- * One torrent: owns its storage, piece picker, choker, peers and announcer, and wires their events together.
+ * One torrent, as a **swarm session** (info-hash, connections, peer sources, BEP 10 extensions) that exists from a
+ * bare info-hash, plus a **content** part (storage, picker, downloader, uploader: content.ts) created once the info
+ * dictionary is known and verified. The session routes connection events to the content when there is one.
  *
- * Piece states (the picker holds the invariant, see piece-picker.ts): every wanted piece is exactly one of
- * have / not-started / in-flight / being verified; `Storage.have` marks a piece only after its verified data
- * is written, so `have` here always means "on disk and correct".
- *
- * Events: 'checked' (existing data verified), 'piece' (index), 'done', 'peer' (address), 'disconnect' (address, error?),
- * 'ban' (address, reason), 'hashfail' (index), 'stats' (every second),
- * 'warning' (message), 'error' (ShoalError; emitted only when someone listens), 'close'.
+ * Events: 'metadata' (Metainfo; the info dictionary is known), 'checking' (done, total), 'checked' (stats),
+ * 'piece' (index), 'done', 'peer' (address), 'disconnect' (address, error?), 'ban' (address, reason),
+ * 'hashfail' (index), 'stats' (every second), 'warning' (message), 'error' (ShoalError; emitted only when someone
+ * listens), 'close'.
  */
-export class Torrent extends EventEmitter {
-  readonly meta: Metainfo;
+export class Torrent extends EventEmitter implements ConnectionEvents {
+  readonly infoHash: Buffer;
   readonly infoHashHex: string;
   readonly path: string;
-  private readonly ctx: TorrentContext;
-  private readonly opts: AddOptions;
-
-  private storage!: Storage;
-  picker!: PiecePicker;
-  private choker!: Choker;
-  private downloader!: Downloader;
-  private uploader!: Uploader;
+  readonly ctx: TorrentContext;
+  readonly opts: AddOptions;
+  readonly registry = new ExtensionRegistry();
+  private readonly spec: TorrentSpec;
+  private metaValue: Metainfo | null;
+  private content: TorrentContent | null = null;
   private readonly peerManager: PeerManager;
-  private announcer: Announcer | null = null;
-  /** Set while initial seeding is spreading pieces; null otherwise. */
-  private seeder: InitialSeeder | null = null;
-  private readonly peers = new Map<string, Peer>();
+  private readonly sources: PeerSource[] = [];
+  private sourcesStarted = false;
+  private readonly conns = new Map<string, PeerConnection>();
   /** Connected peers by the listen address they told us (BEP 10 `p`), for inbound peers dialed from elsewhere. */
-  private readonly peersByListenAddress = new Map<string, Peer>();
-
-  private readonly downloadMeter = new RateMeter();
-  private readonly uploadMeter = new RateMeter();
-  private downloadedBytes = 0;
-  private uploadedBytes = 0;
-  private wastedBytes = 0;
-  private hashFailCount = 0;
-  private leftBytes = 0;
-  private wantedTotal = 0;
-  private tickCount = 0;
+  private readonly byListenAddress = new Map<string, PeerConnection>();
+  private readonly tickers: (() => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
-  private rechokePending = false;
-  private stateValue: TorrentState = 'checking';
+  private stateValue: TorrentState;
+  private failedDialsWarned = false;
+  /** What peer sources see of this torrent. */
+  readonly swarmState: SwarmState;
   /** Set when the torrent stopped because of an error (disk full, …). */
   error: Error | null = null;
 
-  constructor(ctx: TorrentContext, meta: Metainfo, opts: AddOptions) {
+  constructor(ctx: TorrentContext, spec: TorrentSpec, opts: AddOptions) {
     super();
     this.ctx = ctx;
-    this.meta = meta;
-    this.infoHashHex = meta.infoHashHex;
+    this.spec = spec;
+    this.infoHash = spec.infoHash;
+    this.infoHashHex = spec.infoHash.toString('hex');
+    this.metaValue = spec.meta ?? null;
     this.path = opts.path;
     this.opts = opts;
+    this.stateValue = this.metaValue ? 'checking' : 'metadata';
     const self = this;
+    this.swarmState = {
+      infoHash: spec.infoHash,
+      peerId: ctx.peerId,
+      get port() { return ctx.port; },
+      left: () => (self.content?.isReady ? self.content.leftBytes : null),
+      uploaded: () => self.content?.uploadedBytes ?? 0,
+      downloaded: () => self.content?.downloadedBytes ?? 0,
+      complete: () => self.done,
+    };
     this.peerManager = new PeerManager({
-      infoHash: meta.infoHash,
+      infoHash: spec.infoHash,
       peerId: ctx.peerId,
       localAddress: ctx.localAddress,
-      connectionSlots: () => Math.min(ctx.maxPeersPerTorrent - self.peers.size, ctx.globalSlots()),
+      connectionSlots: () => Math.min(ctx.maxPeersPerTorrent - self.conns.size, ctx.globalSlots()),
       isConnected: (address) => self.isConnected(address),
       attach: (socket, handshake, rest, addr, outbound) => self.attach(socket, handshake, rest, addr, outbound),
-      wantsPeers: () => self.stateValue === 'downloading' || (self.stateValue === 'seeding' && self.opts.seed !== false),
+      wantsPeers: () => self.wantsPeers(),
     });
+  }
+
+  /** The torrent's metainfo. Throws before a magnet's metadata has arrived: check `hasMetadata` or wait for 'metadata'. */
+  get meta(): Metainfo {
+    if (!this.metaValue) throw new ShoalError('EUSAGE', `torrent ${this.infoHashHex}: metadata not known yet`);
+    return this.metaValue;
+  }
+
+  get hasMetadata(): boolean {
+    return this.metaValue !== null;
+  }
+
+  /** The name from the metadata, or the magnet's `dn`, or the info-hash. */
+  get name(): string {
+    return this.metaValue?.name ?? this.spec.name ?? this.infoHashHex;
+  }
+
+  get isPrivate(): boolean {
+    return this.metaValue?.private === true;
   }
 
   get state(): TorrentState {
@@ -113,120 +128,181 @@ export class Torrent extends EventEmitter {
   }
 
   get done(): boolean {
-    return this.stateValue === 'seeding' || this.stateValue === 'done';
+    return this.stateValue === 'seeding';
   }
 
   /** How the last check of existing data went: pieces trusted from resume data vs. hashed from disk. */
   get lastCheck(): { trusted: number; hashed: number } {
-    return this.storage?.lastCheck ?? { trusted: 0, hashed: 0 };
+    return this.content?.storage?.lastCheck ?? { trusted: 0, hashed: 0 };
   }
 
   get have(): Bitfield {
-    return this.storage.have;
+    if (!this.content?.isReady) throw new ShoalError('EUSAGE', `torrent ${this.infoHashHex}: not checked yet`);
+    return this.content.have;
   }
 
-  /** Open storage, verify what is already on disk, then start talking to peers and trackers. */
+  /** The picker, once the content exists (tests and benchmarks inspect it). */
+  get picker(): TorrentContent['picker'] {
+    if (!this.content?.isReady) throw new ShoalError('EUSAGE', `torrent ${this.infoHashHex}: not checked yet`);
+    return this.content.picker;
+  }
+
+  /** Connections open now. */
+  get peerCount(): number {
+    return this.conns.size;
+  }
+
+  /** Adds a BEP 10 extension and a once-a-second tick for it (extensions are registered before start()). */
+  useExtension(ext: Parameters<ExtensionRegistry['register']>[0], tick?: () => void): void {
+    this.registry.register(ext);
+    if (tick) this.tickers.push(tick);
+  }
+
+  /** Adds a peer source; sources run from the moment the torrent knows what it has (after checking). */
+  addSource(source: PeerSource): void {
+    if (this.isPrivate && PUBLIC_ONLY_SOURCES.has(source.kind)) return;
+    this.sources.push(source);
+    if (this.sourcesStarted) source.start((peers, kind) => this.peersFound(peers, kind));
+  }
+
+
+  /**
+   * Start the session: accept connections, and with metadata, open and check the content. Resolves once checked
+   * (a .torrent) or at once (a magnet: 'metadata' follows, then 'checked').
+   */
   async start(): Promise<void> {
-    const meta = this.meta;
-    const storageOpts: Parameters<typeof Storage.open>[1] = {
-      dir: this.opts.path,
-      onWarning: (msg: string) => this.emit('warning', msg),
-    };
-    if (this.opts.selectedFiles) storageOpts.selectedFiles = this.opts.selectedFiles;
-    if (this.opts.resumeFile !== undefined) storageOpts.resumeFile = this.opts.resumeFile;
-    this.storage = await Storage.open(meta, storageOpts);
-    await this.storage.verifyExisting({
-      recheck: this.opts.recheck === true,
-      assumeValid: this.opts.assumeValid === true && this.opts.recheck !== true,
-      onProgress: (done, total) => this.emit('checking', done, total),
-    });
-    if (this.stateValue === 'closed') return;
-
-    const have = this.storage.have;
-    const wanted = this.storage.wanted;
-    this.picker = new PiecePicker({ pieceCount: meta.pieceCount, pieceLength: meta.pieceLength, lastPieceLength: meta.lastPieceLength }, have, wanted);
-    this.choker = new Choker({ uploadSlots: this.ctx.uploadSlots });
-    this.downloader = new Downloader({
-      meta,
-      picker: this.picker,
-      downloadBucket: this.ctx.downloadBucket,
-      writePiece: (index, data) => this.storage.writePiece(index, data),
-      pieceVerified: (index) => this.onPieceVerified(index),
-      pieceFailed: (index, contributors) => this.onPieceFailed(index, contributors),
-      banPeer: (peer, reason) => this.banPeer(peer, reason),
-      storageFailed: (err) => this.fail(err),
-      resumeRequests: () => { for (const p of this.peers.values()) this.downloader.fill(p); },
-      peerByKey: (key) => (key instanceof Peer ? key : undefined),
-      addWasted: (bytes) => { this.wastedBytes += bytes; },
-    });
-    this.uploader = new Uploader({
-      meta,
-      have,
-      uploadBucket: this.ctx.uploadBucket,
-      readBlock: (index, begin, length) => this.storage.readBlock(index, begin, length),
-      cachedBlock: (index, begin, length) => this.storage.cachedBlock(index, begin, length),
-      uploaded: (peer, index, bytes) => {
-        this.seeder?.blockSent(peer, index, bytes);
-        peer.uploaded += bytes;
-        peer.uploadMeter.add(bytes);
-        this.uploadedBytes += bytes;
-        this.uploadMeter.add(bytes);
-      },
-      protocolError: (peer, reason) => peer.wire.destroy(new ShoalError('EWIRE', `peer ${peer.address}: ${reason}`)),
-      maxQueuedRequests: MAX_QUEUED_REQUESTS,
-    });
-    for (let i = 0; i < meta.pieceCount; i++) {
-      if (wanted.get(i)) {
-        this.wantedTotal++;
-        if (!have.get(i)) this.leftBytes += pieceLengthAt(meta, i);
-      }
-    }
-    const complete = this.picker.missingCount() === 0;
-    this.stateValue = complete ? 'seeding' : 'downloading';
-    if (complete && have.complete && this.opts.initialSeeding !== false) {
-      this.seeder = new InitialSeeder(meta.pieceCount, meta.pieceLength, meta.lastPieceLength);
-    }
-    this.emit('checked', this.stats());
-    if (complete) this.emit('done');
-
+    const ctx = this.ctx;
     this.timer = setInterval(() => this.tick(), TICK_MS);
     this.timer.unref();
-    for (const p of this.opts.peers ?? []) this.addPeer(p);
-    this.startAnnouncer(complete);
+    const tiers = ctx.trackers ? [
+      ...(this.metaValue?.announce ?? []),
+      ...(this.spec.trackers ?? []).map((t) => [t]),
+      ...(this.opts.announce ?? []),
+    ].filter((t) => t.length > 0) : [];
+    if (tiers.length > 0) this.sources.push(new TrackerSource(this.swarmState, dedupeTiers(tiers), (m) => this.emit('warning', m)));
+    if ((this.opts.peers ?? []).length > 0) this.sources.push(new StaticPeerSource('explicit', this.opts.peers!));
+    if ((this.spec.magnetPeers ?? []).length > 0) this.sources.push(new StaticPeerSource('magnet', this.spec.magnetPeers!));
+    if (this.metaValue) {
+      await this.openContent(this.metaValue);
+    } else {
+      this.startSources();
+    }
   }
 
-  private startAnnouncer(complete: boolean): void {
-    const tiers = [...this.meta.announce, ...(this.opts.announce ?? [])].filter((t) => t.length > 0);
-    if (!this.ctx.trackers || tiers.length === 0) return;
-    if (complete && this.opts.seed === false) return;
-    this.announcer = new Announcer({
-      infoHash: this.meta.infoHash,
-      peerId: this.ctx.peerId,
-      port: this.ctx.port,
-      tiers,
-      getStats: () => ({ uploaded: this.uploadedBytes, downloaded: this.downloadedBytes, left: this.leftBytes }),
-    });
-    this.announcer.on('peers', (peers: PeerAddress[]) => {
-      for (const p of peers) this.peerManager.add(p);
-      this.peerManager.dial();
-    });
-    this.announcer.on('warning', (msg: string) => this.emit('warning', msg));
-    this.announcer.on('error', (err: Error) => this.emit('warning', err.message));
-    this.announcer.start();
+  private startSources(): void {
+    if (this.sourcesStarted || this.stateValue === 'closed' || this.stateValue === 'error') return;
+    this.sourcesStarted = true;
+    for (const s of this.sources) s.start((peers, kind) => this.peersFound(peers, kind));
   }
 
-  addPeer(addr: PeerAddress | string): void {
+  private peersFound(peers: PeerAddress[], kind: PeerSourceKind): void {
+    for (const p of peers) this.peerManager.add(p, kind);
+    this.peerManager.dial();
+  }
+
+  addPeer(addr: PeerAddress | string, kind: PeerSourceKind = 'explicit'): void {
     const a = typeof addr === 'string' ? parsePeerAddress(addr) : addr;
-    this.peerManager.add(a);
-    if (this.picker) this.peerManager.dial();
+    this.peerManager.add(a, kind);
+    this.peerManager.dial();
   }
+
+  private wantsPeers(): boolean {
+    const s = this.stateValue;
+    return s === 'metadata' || s === 'downloading' || (s === 'seeding' && this.opts.seed !== false);
+  }
+
+  // ---- metadata ----
+
+  /** The verified info dictionary's bytes, for serving ut_metadata (undefined until known). */
+  info(): Buffer | undefined {
+    return this.metaValue?.infoBuffer;
+  }
+
+  /**
+   * Verified metadata arrived (its SHA-1 is the info-hash): save it as a .torrent so a restart does not fetch it
+   * again, then open the content.
+   */
+  async metadataReceived(meta: Metainfo, torrentBytes: Buffer): Promise<void> {
+    if (this.metaValue || this.stateValue === 'closed') return;
+    this.metaValue = meta;
+    this.stateValue = 'checking';
+    try {
+      await saveTorrentFile(this.opts.path, this.infoHashHex, torrentBytes, this.opts.saveTorrent);
+    } catch (err) {
+      this.emit('warning', `cannot save the fetched metadata: ${(err as Error).message}`);
+    }
+    if (meta.private) {
+      // BEP 27: a private torrent uses only its trackers and explicit peers.
+      for (const s of this.sources.filter((x) => PUBLIC_ONLY_SOURCES.has(x.kind))) void s.stop();
+    }
+    this.emit('metadata', meta);
+    try {
+      await this.openContent(meta);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  // ---- content ----
+
+  private async openContent(meta: Metainfo): Promise<void> {
+    const self = this;
+    const content = new TorrentContent({
+      ctx: this.ctx,
+      opts: this.opts,
+      connections: () => self.conns.values(),
+      emit: (event, ...args) => self.emit(event, ...args),
+      ban: (c, reason) => self.ban(c, reason),
+      completed: () => self.onComplete(),
+      fail: (err) => self.fail(err),
+    }, meta);
+    this.content = content;
+    await content.open((done, total) => this.emit('checking', done, total));
+    if (this.stateValue === 'closed') return;
+    this.stateValue = content.complete ? 'seeding' : 'downloading';
+    // Connections that arrived while we fetched metadata or checked data join now.
+    for (const c of [...this.conns.values()]) {
+      if (c.closed) continue;
+      const wasGreeted = c.greeted;
+      if (!content.attach(c)) continue;
+      if (!wasGreeted) {
+        this.greet(c);
+      } else {
+        // Greeted before we knew what we have (a magnet): tell it piece by piece.
+        if (!content.hidesPieces) for (const i of content.have.indices()) c.sendHave(i);
+        content.greeted(c);
+      }
+    }
+    this.emit('checked', this.stats());
+    if (content.complete) this.emit('done');
+    this.startSources();
+    this.peerManager.dial();
+    this.debugCheck();
+  }
+
+  private greet(c: PeerConnection): void {
+    const content = this.content?.isReady ? this.content : null;
+    const extra: Record<string, unknown> = { v: this.ctx.clientName, reqq: MAX_QUEUED_REQUESTS };
+    if (this.ctx.port > 0) extra['p'] = this.ctx.port;
+    c.greet(content ? content.have : null, extra, { hideHave: content?.hidesPieces === true });
+    content?.greeted(c);
+  }
+
+  private onComplete(): void {
+    this.stateValue = 'seeding';
+    for (const s of this.sources) s.completed?.();
+    this.emit('done');
+    if (this.opts.seed === false) void this.stopNetwork();
+  }
+
+  // ---- connections ----
 
   /** Inbound connection whose handshake named this torrent; we have already answered with ours. */
   acceptInbound(socket: Socket, handshake: HandshakeInfo, rest: Buffer): boolean {
     const host = normalizeHost(socket.remoteAddress ?? '');
-    if (!this.picker || this.stateValue === 'closed' || this.stateValue === 'error') return false;
+    if (this.stateValue === 'closed' || this.stateValue === 'error') return false;
     if (this.peerManager.isBanned(host)) return false;
-    if (this.peers.size >= this.ctx.maxPeersPerTorrent) return false;
+    if (this.conns.size >= this.ctx.maxPeersPerTorrent) return false;
     if (handshake.peerId.equals(this.ctx.peerId)) return false;
     return this.attach(socket, handshake, rest, { host, port: socket.remotePort ?? 0 }, false);
   }
@@ -234,11 +310,11 @@ export class Torrent extends EventEmitter {
   /** Returns false when the connection was refused (closing, or a duplicate of a connection we keep). */
   private attach(socket: Socket, handshake: HandshakeInfo, rest: Buffer, addr: PeerAddress, outbound: boolean): boolean {
     const key = formatPeerAddress(addr);
-    if (this.peers.has(key) || this.stateValue === 'closed') {
+    if (this.conns.has(key) || this.stateValue === 'closed' || this.stateValue === 'error') {
       socket.destroy();
       return false;
     }
-    for (const p of this.peers.values()) {
+    for (const p of this.conns.values()) {
       if (!p.handshake.peerId.equals(handshake.peerId)) continue;
       // The same peer reached twice, typically because both sides dialed each other. Both sides must keep the
       // same one or they drop both: keep the connection opened by the side with the smaller peer id.
@@ -247,273 +323,94 @@ export class Torrent extends EventEmitter {
         socket.destroy();
         return false;
       }
-      p.wire.destroy();
+      p.destroy();
       break;
     }
-    const peer = new Peer(handshake, addr.host, addr.port, outbound, this.meta.pieceCount);
-    const wire = new PeerWire(socket, this.wireHandler(peer), { fast: handshake.fast, extended: handshake.extended, rest });
-    peer.wire = wire;
-    this.peers.set(key, peer);
-    this.sendHello(peer);
+    const content = this.content?.isReady ? this.content : null;
+    const c = new PeerConnection(socket, handshake, addr, outbound, rest, this, this.registry, content ? content.meta.pieceCount : null);
+    this.conns.set(key, c);
+    if (content) {
+      if (!content.attach(c)) return true;
+      this.greet(c);
+    } else if (!this.metaValue) {
+      // No metadata yet: greet at once (have-none and our extended handshake) so ut_metadata can start.
+      this.greet(c);
+    }
+    // While checking, the greeting waits until we know what we have (openContent greets it).
+    this.failedDialsWarned = false;
     this.emit('peer', key);
     return true;
   }
 
   /** Is a peer at this address connected, by the address we dialed or the listen port it told us (BEP 10 `p`)? */
   private isConnected(address: string): boolean {
-    return this.peers.has(address) || this.peersByListenAddress.has(address);
+    return this.conns.has(address) || this.byListenAddress.has(address);
   }
 
-  /** Connections open now. */
-  get peerCount(): number {
-    return this.peers.size;
+  /** Connected peers (for extensions such as PEX). */
+  connections(): IterableIterator<PeerConnection> {
+    return this.conns.values();
   }
 
-  private sendHello(peer: Peer): void {
-    const wire = peer.wire;
-    const have = this.storage.have;
-    const seeder = this.seeder?.active ? this.seeder : null;
-    wire.cork();
-    if (seeder) {
-      // Initial seeding: reveal pieces one offer at a time (below) instead of a full bitfield.
-      if (peer.handshake.fast) wire.haveNone();
-    } else if (peer.handshake.fast && have.empty) wire.haveNone();
-    else if (peer.handshake.fast && have.complete) wire.haveAll();
-    else if (!have.empty) wire.bitfield(have.buffer);
-    if (peer.handshake.extended) {
-      const ext: Record<string, unknown> = { m: {}, v: this.ctx.clientName, reqq: MAX_QUEUED_REQUESTS };
-      if (this.ctx.port > 0) ext['p'] = this.ctx.port;
-      wire.extendedHandshake(ext);
-    }
-    if (seeder) {
-      seeder.addPeer(peer);
-      seeder.offer(peer);
-    }
-    wire.uncork();
+  private ready(): TorrentContent | null {
+    return this.content?.isReady && this.content.meta && this.stateValue !== 'closed' ? this.content : null;
   }
 
-  private wireHandler(peer: Peer): WireHandler {
-    const t = this;
-    return {
-      onChoke() {
-        peer.peerChoking = true;
-        // BEP 6: with the fast extension a choke does not cancel requests; the peer rejects them explicitly.
-        if (!peer.handshake.fast) t.downloader.releasePeer(peer, false);
-      },
-      onUnchoke() {
-        peer.peerChoking = false;
-        peer.lastBlockAt = Date.now();
-        t.downloader.fill(peer);
-      },
-      onInterested() {
-        peer.peerInterested = true;
-        t.scheduleRechoke();
-      },
-      onNotInterested() {
-        peer.peerInterested = false;
-        t.seeder?.peerNotInterested(peer);
-        if (!peer.amChoking) t.scheduleRechoke();
-      },
-      onHave(index) {
-        if (index >= t.meta.pieceCount) return t.protocolError(peer, `have for piece ${index} out of range`);
-        t.peerGotPiece(peer, index);
-      },
-      onBitfield(bits) {
-        let parsed: Bitfield;
-        try {
-          parsed = new Bitfield(t.meta.pieceCount, bits);
-        } catch (err) {
-          return t.protocolError(peer, `bad bitfield: ${(err as Error).message}`);
-        }
-        if (peer.isSeed) return;
-        if (!peer.bits.empty) {
-          // BEP 3 allows a bitfield only first, but aria2 sends later ones as updates: treat new bits as haves.
-          for (const i of parsed.indices()) t.peerGotPiece(peer, i);
-          return;
-        }
-        peer.bits = parsed;
-        t.picker.addPeerBitfield(parsed);
-        peer.interestingCount = t.countInteresting(parsed);
-        if (t.done && parsed.complete) return peer.wire.destroy();
-        t.seeder?.peerBitfield(peer);
-        t.updateInterest(peer);
-      },
-      onHaveAll() {
-        if (peer.isSeed) return;
-        peer.isSeed = true;
-        t.picker.addHaveAll();
-        peer.interestingCount = t.picker.missingCount();
-        if (t.done) return peer.wire.destroy();
-        t.updateInterest(peer);
-      },
-      onHaveNone() { /* nothing to record */ },
-      onRequest(index, begin, length) {
-        t.uploader.request(peer, index, begin, length);
-      },
-      onCancel(index, begin, length) {
-        t.uploader.cancel(peer, index, begin, length);
-      },
-      onPieceStart(index, begin, length) {
-        return t.downloader.blockTarget(peer, index, begin, length);
-      },
-      onPiece(index, begin, length) {
-        peer.downloaded += length;
-        peer.downloadMeter.add(length);
-        t.downloadedBytes += length;
-        t.downloadMeter.add(length);
-        t.downloader.blockReceived(peer, index, begin, length);
-        t.downloader.fill(peer);
-      },
-      onPort() { /* DHT is not enabled */ },
-      onSuggest() { /* rarest-first already knows better for our needs */ },
-      onReject(index, begin, length) {
-        t.downloader.rejected(peer, index, begin, length);
-        if (!peer.peerChoking) t.downloader.fill(peer);
-      },
-      onAllowedFast(index) {
-        if (index >= t.meta.pieceCount || peer.allowedFast.size >= 64) return;
-        peer.allowedFast.add(index);
-        if (peer.peerChoking) t.downloader.fill(peer);
-      },
-      onExtendedHandshake(dict) {
-        const reqq = dict['reqq'];
-        if (typeof reqq === 'number' && reqq > 0) peer.maxRequests = Math.min(reqq, 2000);
-        const v = dict['v'];
-        if (Buffer.isBuffer(v)) peer.clientName = v.toString('utf8').slice(0, 64);
-        const p = dict['p'];
-        if (typeof p === 'number' && p > 0 && p < 65536) {
-          if (peer.listenPort > 0) t.peersByListenAddress.delete(formatPeerAddress({ host: peer.host, port: peer.listenPort }));
-          peer.listenPort = p;
-          t.peersByListenAddress.set(formatPeerAddress({ host: peer.host, port: p }), peer);
-          // An inbound peer's source port is ephemeral; its listen port is where others (and we, later) reach it.
-          if (!peer.outbound) t.peerManager.add({ host: peer.host, port: p });
-        }
-      },
-      onExtended() { /* no extensions registered yet */ },
-      onDrain() {
-        t.uploader.drained(peer);
-      },
-      onClose(err) {
-        t.removePeer(peer, err);
-      },
-    };
+  // ConnectionEvents: the connection has updated its own state; piece-level work goes to the content.
+  choked(c: PeerConnection): void { this.ready()?.choked(c); }
+  unchoked(c: PeerConnection): void { this.ready()?.unchoked(c); }
+  interested(): void { this.ready()?.interested(); }
+  notInterested(c: PeerConnection): void { this.ready()?.notInterested(c); }
+  // Piece announcements are only reported once the connection knows the piece count, i.e. it joined the content.
+  gotHave(c: PeerConnection, index: number): void { this.ready()?.gotHave(c, index); }
+  gotBitfield(c: PeerConnection): void { this.ready()?.gotBitfield(c); }
+  gotHaveAll(c: PeerConnection, previous: Bitfield | null): void { this.ready()?.gotHaveAll(c, previous); }
+  request(c: PeerConnection, index: number, begin: number, length: number): void {
+    const content = this.ready();
+    if (content && c.greeted) content.request(c, index, begin, length);
+    else c.sendReject(index, begin, length);
   }
-
-  /** The peer announced a piece (HAVE, or a later bitfield). */
-  private peerGotPiece(peer: Peer, index: number): void {
-    if (peer.isSeed || peer.bits.get(index)) return;
-    peer.bits.set(index);
-    this.picker.addPeerHave(index);
-    this.seeder?.peerHas(peer, index);
-    if (this.storage.wanted.get(index) && !this.storage.have.get(index)) {
-      peer.interestingCount++;
-      this.updateInterest(peer);
-    }
-    if (this.done && peer.bits.complete) peer.wire.destroy(); // both seeds: nothing to trade
+  cancel(c: PeerConnection, index: number, begin: number, length: number): void { this.ready()?.cancel(c, index, begin, length); }
+  pieceStart(c: PeerConnection, index: number, begin: number, length: number): Buffer | null {
+    return this.ready()?.pieceStart(c, index, begin, length) ?? null;
   }
+  piece(c: PeerConnection, index: number, begin: number, length: number): void { this.ready()?.piece(c, index, begin, length); }
+  reject(c: PeerConnection, index: number, begin: number, length: number): void { this.ready()?.reject(c, index, begin, length); }
+  allowedFast(c: PeerConnection): void { this.ready()?.allowedFast(c); }
+  dhtPort(c: PeerConnection, port: number): void { this.emit('dhtnode', { host: c.host, port }); }
+  drain(c: PeerConnection): void { this.ready()?.drain(c); }
 
-  private countInteresting(bits: Bitfield): number {
-    const have = this.storage.have.buffer;
-    const wanted = this.storage.wanted.buffer;
-    const theirs = bits.buffer;
-    let n = 0;
-    for (let i = 0; i < theirs.length; i++) {
-      let b = theirs[i]! & wanted[i]! & ~have[i]!;
-      while (b) { n += b & 1; b >>= 1; }
-    }
-    return n;
-  }
-
-  private updateInterest(peer: Peer): void {
-    if (peer.closed) return;
-    const want = peer.interestingCount > 0 && !this.done;
-    if (want === peer.amInterested) return;
-    peer.amInterested = want;
-    if (want) {
-      peer.wire.interested();
-      this.downloader.fill(peer);
-    } else {
-      peer.wire.notInterested();
+  extendedHandshake(c: PeerConnection): void {
+    if (c.advertisedPort > 0) {
+      const listenKey = formatPeerAddress({ host: c.host, port: c.advertisedPort });
+      this.byListenAddress.set(listenKey, c);
+      // An inbound peer's source port is ephemeral; its listen port is where others (and we, later) reach it.
+      if (!c.outbound) this.peerManager.add({ host: c.host, port: c.advertisedPort }, 'incoming');
     }
   }
 
-  private protocolError(peer: Peer, reason: string): void {
-    peer.wire.destroy(new ShoalError('EWIRE', `peer ${peer.address}: ${reason}`));
-  }
-
-  private removePeer(peer: Peer, err?: Error): void {
-    if (peer.closed) return;
-    peer.closed = true;
-    const key = peer.address;
-    if (this.peers.get(key) === peer) this.peers.delete(key);
-    if (peer.listenPort > 0) {
-      const listenKey = formatPeerAddress({ host: peer.host, port: peer.listenPort });
-      if (this.peersByListenAddress.get(listenKey) === peer) this.peersByListenAddress.delete(listenKey);
+  closed(c: PeerConnection, err?: Error): void {
+    const key = c.address;
+    if (this.conns.get(key) === c) this.conns.delete(key);
+    if (c.advertisedPort > 0) {
+      const listenKey = formatPeerAddress({ host: c.host, port: c.advertisedPort });
+      if (this.byListenAddress.get(listenKey) === c) this.byListenAddress.delete(listenKey);
     }
-    if (this.picker) {
-      this.downloader.releasePeer(peer, false);
-      this.picker.peerGone(peer);
-      if (peer.isSeed) this.picker.removeHaveAll();
-      else if (!peer.bits.empty) this.picker.removePeerBitfield(peer.bits);
-    }
-    peer.uploadQueue.length = 0;
-    this.seeder?.removePeer(peer);
+    const content = this.content?.isReady ? this.content : null;
+    if (content && c.knowsPieceCount) content.detach(c);
     this.emit('disconnect', key, err);
-    if (peer.outbound) this.peerManager.disconnected({ host: peer.host, port: peer.port }, err !== undefined);
-    if (!peer.amChoking) this.scheduleRechoke();
-    // Others may pick up the blocks it had in flight.
-    for (const p of this.peers.values()) this.downloader.fill(p);
+    if (c.outbound) this.peerManager.disconnected({ host: c.host, port: c.port }, err !== undefined);
     this.peerManager.dial();
+    this.debugCheck();
   }
 
-  private onPieceVerified(index: number): void {
-    this.picker.pieceVerified(index);
-    this.leftBytes -= pieceLengthAt(this.meta, index);
-    for (const p of this.peers.values()) {
-      if (p.closed) continue;
-      const theyHave = p.isSeed || p.bits.get(index);
-      if (theyHave) {
-        p.interestingCount--;
-        this.updateInterest(p);
-      } else {
-        p.wire.have(index);
-      }
-    }
-    this.emit('piece', index);
-    if (this.picker.missingCount() === 0 && this.stateValue === 'downloading') this.onDone();
-  }
-
-  private onPieceFailed(index: number, contributors: Set<Peer>): void {
-    this.hashFailCount++;
-    this.picker.pieceFailed(index);
-    for (const p of contributors) {
-      if (p.banned) continue;
-      p.hashFailures += contributors.size === 1 ? 1 : 0;
-      if (p.hashFailures >= SOLE_FAILURES_TO_BAN) this.banPeer(p, `${p.hashFailures} pieces failed their hash check`);
-    }
-    this.emit('hashfail', index);
-    for (const p of this.peers.values()) this.downloader.fill(p);
-  }
-
-  private banPeer(peer: Peer, reason: string): void {
-    if (peer.banned) return;
-    peer.banned = true;
-    this.peerManager.ban(peer.address);
-    if (peer.listenPort) this.peerManager.ban(formatPeerAddress({ host: peer.host, port: peer.listenPort }));
-    this.emit('ban', peer.address, reason);
-    peer.wire.destroy(new ShoalError('EWIRE', `peer ${peer.address} banned: ${reason}`));
-  }
-
-  private onDone(): void {
-    this.stateValue = 'seeding';
-    void this.storage.saveResume().catch((err) => this.emit('warning', `cannot save resume data: ${(err as Error).message}`));
-    for (const p of this.peers.values()) {
-      this.updateInterest(p);
-      if (p.hasAll) p.wire.destroy();
-    }
-    this.announcer?.complete();
-    this.emit('done');
-    if (this.opts.seed === false) void this.stopNetwork();
+  private ban(c: PeerConnection, reason: string): void {
+    if (c.banned) return;
+    c.banned = true;
+    this.peerManager.ban(c.address, c.host);
+    if (c.advertisedPort) this.peerManager.ban(formatPeerAddress({ host: c.host, port: c.advertisedPort }));
+    this.emit('ban', c.address, reason);
+    c.destroy(new ShoalError('EWIRE', `peer ${c.address} banned: ${reason}`));
   }
 
   private fail(err: unknown): void {
@@ -525,147 +422,134 @@ export class Torrent extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', e);
   }
 
-  private scheduleRechoke(): void {
-    if (this.rechokePending) return;
-    this.rechokePending = true;
-    setImmediate(() => {
-      this.rechokePending = false;
-      this.rechoke();
-    });
-  }
-
-  private rechoke(): void {
-    if (!this.choker || this.stateValue === 'closed') return;
-    const now = Date.now();
-    const list: ChokerPeer[] = [];
-    for (const p of this.peers.values()) {
-      if (p.closed) continue;
-      list.push({
-        key: p,
-        interested: p.peerInterested,
-        downloadRate: p.downloadMeter.rate(now),
-        uploadRate: p.uploadMeter.rate(now),
-        isSeed: p.hasAll,
-        connectedAt: p.connectedAt,
-        snubbed: p.snubbed,
-        amChoking: p.amChoking,
-      });
-    }
-    const { unchoke } = this.choker.rechoke(list, this.done, now);
-    for (const p of this.peers.values()) {
-      if (p.closed) continue;
-      const shouldUnchoke = unchoke.has(p);
-      if (shouldUnchoke && p.amChoking) {
-        p.amChoking = false;
-        p.refusedRequests = 0;
-        p.wire.unchoke();
-      } else if (!shouldUnchoke && !p.amChoking) {
-        p.amChoking = true;
-        p.wire.choke();
-        this.uploader.choked(p);
-      }
-    }
-  }
-
   private tick(): void {
     if (this.stateValue === 'closed' || this.stateValue === 'error') return;
-    this.tickCount++;
     const now = Date.now();
-    if (this.tickCount % RECHOKE_TICKS === 0) this.rechoke();
-    if (this.seeder?.active) {
-      this.seeder.expireStale(now, (p, index) => (p as Peer).uploadQueue.some((r) => r.index === index));
-    } else if (this.seeder) {
-      this.seeder = null;
-    }
-    for (const p of this.peers.values()) {
-      if (p.closed) continue;
-      if (p.outstanding.size > 0 && now - p.lastBlockAt > REQUEST_TIMEOUT_MS) {
-        // Take its requests back so faster peers can serve them; cancel so it stops sending.
-        p.snubbed = true;
-        this.downloader.releasePeer(p, true);
-        for (const other of this.peers.values()) if (other !== p) this.downloader.fill(other);
-      } else if (p.outstanding.size === 0) {
-        this.downloader.fill(p);
-      }
-    }
+    this.content?.tick(now);
+    for (const t of this.tickers) t();
     this.peerManager.dial();
+    this.warnIfUnreachable();
+    this.debugCheck();
     this.emit('stats', this.stats());
+  }
+
+  /** Peers were found but every connection attempt failed: say why once, rather than showing "0 peers" forever. */
+  private warnIfUnreachable(): void {
+    const pm = this.peerManager;
+    if (this.failedDialsWarned || this.conns.size > 0 || pm.failures < FAILED_DIALS_TO_WARN || pm.failures < pm.attempts) return;
+    if (!this.wantsPeers() || this.stateValue === 'seeding') return;
+    this.failedDialsWarned = true;
+    this.emit('warning', `found ${pm.knownCount} peer address(es) but every connection failed (${pm.failures} attempts); last: ${pm.lastFailure ?? 'unknown'}`);
+  }
+
+  private debugCheck(): void {
+    if (!this.ctx.debugInvariants) return;
+    const content = this.content?.isReady ? this.content : null;
+    if (content && this.stateValue !== 'closed') checkInvariants(content, this.conns.values());
   }
 
   stats(): TorrentStats {
     const now = Date.now();
-    const meta = this.meta;
-    const have = this.storage?.have;
-    const wanted = this.storage?.wanted;
-    const downloadRate = this.downloadMeter.rate(now);
+    const content = this.content?.isReady ? this.content : null;
+    const meta = this.metaValue;
     let seeds = 0;
-    for (const p of this.peers.values()) if (p.hasAll) seeds++;
-    const wantedHave = this.picker ? this.wantedTotal - this.picker.missingCount() : 0;
+    for (const c of this.conns.values()) if (c.hasAll) seeds++;
+    const wantedTotal = content?.wantedTotal ?? 0;
+    const wantedHave = content ? wantedTotal - content.picker.missingCount() : 0;
+    const downloadRate = content ? content.downloadMeter.rate(now) : 0;
+    const left = content ? content.leftBytes : meta ? meta.length : 0;
     return {
       infoHash: this.infoHashHex,
-      name: meta.name,
-      downloaded: this.downloadedBytes,
-      uploaded: this.uploadedBytes,
+      name: this.name,
+      downloaded: content?.downloadedBytes ?? 0,
+      uploaded: content?.uploadedBytes ?? 0,
       downloadRate,
-      uploadRate: this.uploadMeter.rate(now),
-      have: have?.count ?? 0,
-      pieceCount: meta.pieceCount,
-      wantedPieces: wanted ? this.wantedTotal : meta.pieceCount,
+      uploadRate: content ? content.uploadMeter.rate(now) : 0,
+      have: content?.have.count ?? 0,
+      pieceCount: meta?.pieceCount ?? 0,
+      wantedPieces: content ? wantedTotal : meta?.pieceCount ?? 0,
       wantedHave,
-      progress: this.wantedTotal > 0 ? wantedHave / this.wantedTotal : this.picker ? 1 : 0,
-      left: this.leftBytes,
-      peers: this.peers.size,
+      progress: wantedTotal > 0 ? wantedHave / wantedTotal : content ? 1 : 0,
+      left,
+      peers: this.conns.size,
       seeds,
-      eta: this.done ? 0 : downloadRate > 0 ? Math.ceil(this.leftBytes / downloadRate) : null,
-      wasted: this.wastedBytes,
-      hashFails: this.hashFailCount,
+      eta: this.done ? 0 : downloadRate > 0 ? Math.ceil(left / downloadRate) : null,
+      wasted: content?.wastedBytes ?? 0,
+      hashFails: content?.hashFailCount ?? 0,
       done: this.done,
       state: this.stateValue,
+      knownPeers: this.peerManager.knownCount,
     };
   }
 
   peerStats(): PeerStats[] {
     const now = Date.now();
-    return [...this.peers.values()].map((p) => ({
-      address: p.address,
-      client: p.clientName,
-      outbound: p.outbound,
-      downloaded: p.downloaded,
-      uploaded: p.uploaded,
-      downloadRate: p.downloadMeter.rate(now),
-      uploadRate: p.uploadMeter.rate(now),
-      progress: p.hasAll ? 1 : p.bits.count / this.meta.pieceCount,
-      amChoking: p.amChoking,
-      amInterested: p.amInterested,
-      peerChoking: p.peerChoking,
-      peerInterested: p.peerInterested,
-      outstandingRequests: p.outstanding.size,
-      queuedRequests: p.uploadQueue.length,
-      sendBacklog: p.wire.writeBacklog,
-      hashFailures: p.hashFailures,
+    const pieceCount = this.metaValue?.pieceCount ?? 0;
+    return [...this.conns.values()].map((c) => ({
+      address: c.address,
+      client: c.clientName,
+      outbound: c.outbound,
+      downloaded: c.download.bytes,
+      uploaded: c.upload.bytes,
+      downloadRate: c.download.meter.rate(now),
+      uploadRate: c.upload.meter.rate(now),
+      progress: c.hasAll ? 1 : pieceCount > 0 ? c.bits.count / pieceCount : 0,
+      amChoking: c.amChoking,
+      amInterested: c.amInterested,
+      peerChoking: c.peerChoking,
+      peerInterested: c.peerInterested,
+      outstandingRequests: c.download.outstanding.size,
+      queuedRequests: c.upload.queue.length,
+      sendBacklog: c.writeBacklog,
+      hashFailures: c.download.hashFailures,
     }));
   }
 
-  /** Disconnect from everyone and tell the trackers we stopped; storage stays open. */
+  /** Disconnect from everyone and tell the sources we stopped; storage stays open. */
   private async stopNetwork(): Promise<void> {
     this.peerManager.close();
-    for (const p of [...this.peers.values()]) p.wire.destroy();
-    const announcer = this.announcer;
-    this.announcer = null;
-    if (announcer) await announcer.stop().catch(() => undefined);
+    for (const c of [...this.conns.values()]) c.destroy();
+    const sources = this.sources.splice(0);
+    await Promise.all(sources.map((s) => s.stop().catch(() => undefined)));
   }
 
   async close(): Promise<void> {
     if (this.stateValue === 'closed') return;
-    const wasStarted = this.picker !== undefined;
     this.stateValue = 'closed';
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.stopNetwork();
-    this.downloader?.close();
-    if (this.storage) await this.storage.close();
-    if (wasStarted) this.emit('close');
+    if (this.content) await this.content.close();
+    this.emit('close');
   }
+}
+
+function dedupeTiers(tiers: string[][]): string[][] {
+  const seen = new Set<string>();
+  const out: string[][] = [];
+  for (const tier of tiers) {
+    const t = tier.filter((u) => !seen.has(u) && seen.add(u));
+    if (t.length > 0) out.push(t);
+  }
+  return out;
+}
+
+/** `<dir>/.shoal/<info-hash>.torrent` (and `saveAs` if given), written atomically. */
+async function saveTorrentFile(dir: string, infoHashHex: string, bytes: Buffer, saveAs: string | undefined): Promise<void> {
+  const stateDir = join(dir, '.shoal');
+  await mkdir(stateDir, { recursive: true });
+  const target = join(stateDir, `${infoHashHex}.torrent`);
+  await writeFile(`${target}.tmp`, bytes);
+  await rename(`${target}.tmp`, target);
+  if (saveAs) {
+    await writeFile(`${saveAs}.tmp`, bytes);
+    await rename(`${saveAs}.tmp`, saveAs);
+  }
+}
+
+/** Where a magnet download keeps the metadata it fetched. */
+export function savedTorrentPath(dir: string, infoHashHex: string): string {
+  return join(dir, '.shoal', `${infoHashHex}.torrent`);
 }
 
 /** `::ffff:1.2.3.4` from a dual-stack socket is an IPv4 peer. */

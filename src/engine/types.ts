@@ -22,6 +22,13 @@ export interface ClientOptions {
   uploadSlots?: number;
   /** Source address for outgoing connections (bind before connect). */
   localAddress?: string;
+  /** Peer exchange (BEP 11) for public torrents. Default true. */
+  pex?: boolean;
+  /**
+   * Check the invariants that span the picker, downloader, storage and connections on every tick and connection
+   * change, throwing on the first broken one. Default: on when SHOAL_DEBUG_INVARIANTS=1 (the test runner sets it).
+   */
+  debugInvariants?: boolean;
 }
 
 export interface AddOptions {
@@ -49,6 +56,8 @@ export interface AddOptions {
   initialSeeding?: boolean;
   /** Resume file location; false disables resume data. */
   resumeFile?: string | false;
+  /** Also write metadata fetched for a magnet link here (it always goes to `<path>/.shoal/<info-hash>.torrent`). */
+  saveTorrent?: string;
 }
 
 export interface TorrentStats {
@@ -78,9 +87,12 @@ export interface TorrentStats {
   hashFails: number;
   done: boolean;
   state: TorrentState;
+  /** Peer addresses known from all sources (connected or not). */
+  knownPeers: number;
 }
 
-export type TorrentState = 'checking' | 'downloading' | 'seeding' | 'done' | 'error' | 'closed';
+/** 'metadata': a magnet waiting for its info dictionary from peers. */
+export type TorrentState = 'metadata' | 'checking' | 'downloading' | 'seeding' | 'error' | 'closed';
 
 export interface PeerStats {
   address: string;

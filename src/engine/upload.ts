@@ -1,6 +1,6 @@
 import { pieceLengthAt, type Metainfo } from '../metainfo/types.js';
 import type { Bitfield } from '../util/bitfield.js';
-import type { IncomingRequest, Peer } from './peer.js';
+import type { IncomingRequest, PeerConnection as Peer } from '../connection/connection.js';
 import type { TokenBucket } from './token-bucket.js';
 
 /** Largest block we serve; BEP 3 clients use 16 KiB, some ask for up to 128 KiB. */
@@ -41,12 +41,13 @@ export class Uploader {
       this.host.protocolError(peer, `requested out-of-range block piece ${index} offset ${begin} length ${length}`);
       return;
     }
-    if (peer.amChoking || !this.host.have.get(index) || peer.uploadQueue.length >= this.host.maxQueuedRequests) {
+    const chokedOut = peer.amChoking && !peer.upload.granted.has(index);
+    if (chokedOut || !this.host.have.get(index) || peer.upload.queue.length >= this.host.maxQueuedRequests) {
       this.refuse(peer, index, begin, length);
       return;
     }
-    peer.uploadQueue.push({ index, begin, length });
-    if (!peer.serving) void this.serve(peer);
+    peer.upload.queue.push({ index, begin, length });
+    if (!peer.upload.serving) void this.serve(peer);
   }
 
   /**
@@ -55,15 +56,15 @@ export class Uploader {
    * reading them, and past a bound the peer is dropped, so it cannot make us buffer without limit.
    */
   private refuse(peer: Peer, index: number, begin: number, length: number): void {
-    if (++peer.refusedRequests > 4 * this.host.maxQueuedRequests) {
-      this.host.protocolError(peer, `request flood (${peer.refusedRequests} requests refused)`);
+    if (++peer.upload.refused > 4 * this.host.maxQueuedRequests) {
+      this.host.protocolError(peer, `request flood (${peer.upload.refused} requests refused)`);
       return;
     }
-    if (peer.handshake.fast && !peer.wire.needsDrain) peer.wire.reject(index, begin, length);
+    if (peer.handshake.fast && !peer.needsDrain) peer.sendReject(index, begin, length);
   }
 
   cancel(peer: Peer, index: number, begin: number, length: number): void {
-    const q = peer.uploadQueue;
+    const q = peer.upload.queue;
     for (let i = 0; i < q.length; i++) {
       const r = q[i]!;
       if (r.index === index && r.begin === begin && r.length === length) {
@@ -73,31 +74,35 @@ export class Uploader {
     }
   }
 
-  /** We choked the peer: drop its queue (BEP 6 says reject each one explicitly). */
+  /** We choked the peer: drop its queue except allowed-fast pieces (BEP 6 says reject each one explicitly). */
   choked(peer: Peer): void {
-    if (peer.handshake.fast) for (const r of peer.uploadQueue) peer.wire.reject(r.index, r.begin, r.length);
-    peer.uploadQueue.length = 0;
+    const q = peer.upload.queue;
+    let kept = 0;
+    for (const r of q) {
+      if (peer.upload.granted.has(r.index)) q[kept++] = r;
+      else peer.sendReject(r.index, r.begin, r.length);
+    }
+    q.length = kept;
   }
 
   /** Socket drained: continue where serve() stopped. */
   drained(peer: Peer): void {
-    if (!peer.serving && peer.uploadQueue.length > 0) void this.serve(peer);
+    if (!peer.upload.serving && peer.upload.queue.length > 0) void this.serve(peer);
   }
 
   private async serve(peer: Peer): Promise<void> {
-    peer.serving = true;
-    const wire = peer.wire;
+    peer.upload.serving = true;
     let corked = false;
     let batch = 0;
     try {
-      const q = peer.uploadQueue;
-      while (q.length > 0 && !peer.closed && (corked || !wire.needsDrain)) {
+      const q = peer.upload.queue;
+      while (q.length > 0 && !peer.closed && (corked || !peer.needsDrain)) {
         const bucket = this.host.uploadBucket;
         const r = q[0]!;
         if (bucket) {
           const wait = bucket.take(r.length);
           if (wait > 0) {
-            if (corked) { wire.uncork(); corked = false; }
+            if (corked) { peer.uncork(); corked = false; }
             await delay(wait);
             if (peer.closed) return;
             if (q[0] !== r) continue; // cancelled while waiting
@@ -105,7 +110,7 @@ export class Uploader {
         }
         let block = this.host.cachedBlock(r.index, r.begin, r.length);
         if (block === undefined) {
-          if (corked) { wire.uncork(); corked = false; }
+          if (corked) { peer.uncork(); corked = false; }
           this.prefetchNext(q, r.index);
           try {
             block = await this.host.readBlock(r.index, r.begin, r.length);
@@ -118,14 +123,14 @@ export class Uploader {
         }
         q.shift();
         // Blocks from the cache go out in corked batches: one writev for many blocks instead of one per block.
-        if (!corked) { wire.cork(); corked = true; batch = 0; }
-        wire.piece(r.index, r.begin, block);
+        if (!corked) { peer.cork(); corked = true; batch = 0; }
+        peer.sendPiece(r.index, r.begin, block);
         this.host.uploaded(peer, r.index, r.length);
-        if (++batch >= BATCH_BLOCKS) { wire.uncork(); corked = false; }
+        if (++batch >= BATCH_BLOCKS) { peer.uncork(); corked = false; }
       }
     } finally {
-      if (corked && !peer.closed) wire.uncork();
-      peer.serving = false;
+      if (corked && !peer.closed) peer.uncork();
+      peer.upload.serving = false;
     }
   }
 

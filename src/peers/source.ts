@@ -15,6 +15,7 @@ export type PeerSink = (peers: PeerAddress[], kind: PeerSourceKind) => void;
 /** What a source may ask of the torrent it serves. */
 export interface SwarmState {
   readonly infoHash: Buffer;
+  readonly peerId: Buffer;
   /** Our peer listen port (TCP; the DHT uses the same number over UDP). */
   readonly port: number;
   /** Bytes left to download (0 when seeding; the size is unknown before the metadata, then this is null). */

@@ -1,4 +1,4 @@
-import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { encode } from '../bencode/index.js';
 import { ShoalError } from '../util/errors.js';
 import {
@@ -8,6 +8,9 @@ import {
 import { formatAddress } from './handshake.js';
 import { MessageParser } from './parser.js';
 import { MessageId, type WireHandler } from './types.js';
+
+/** Any byte stream: a TCP socket today, a uTP stream later. Socket extras are used when present. */
+export type Transport = Duplex & { setNoDelay?(noDelay?: boolean): unknown; remoteAddress?: string; remotePort?: number };
 
 export interface PeerWireOptions {
   /** BEP 6 negotiated by both sides. */
@@ -41,7 +44,7 @@ export class PeerWire {
   /** Exposed for diagnostics and bounds checks; do not push into it. */
   readonly parser: MessageParser;
 
-  private readonly socket: net.Socket;
+  private readonly socket: Transport;
   private readonly handler: WireHandler;
   private readonly keepAliveMs: number;
   private readonly idleTimeoutMs: number;
@@ -68,7 +71,7 @@ export class PeerWire {
   private readonly onSocketClose = (): void => this.destroy();
   private readonly onSocketDrain = (): void => this.handler.onDrain?.();
 
-  constructor(socket: net.Socket, handler: WireHandler, opts: PeerWireOptions) {
+  constructor(socket: Transport, handler: WireHandler, opts: PeerWireOptions) {
     this.socket = socket;
     this.handler = handler;
     this.fastEnabled = opts.fast;
@@ -85,7 +88,7 @@ export class PeerWire {
       extended: opts.extended,
       onError: (err) => this.destroy(new ShoalError('EWIRE', `${err.message} [peer ${this.where}]`, { cause: err })),
     });
-    socket.setNoDelay(true);
+    socket.setNoDelay?.(true);
     // Paused before the 'data' listener goes on, so buffered bytes cannot overtake `rest` (resumed below).
     socket.pause();
     socket.on('error', this.onSocketError);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Choker, pickInitialSeedPiece, type ChokerPeer, type ChokeDecision } from '../../src/engine/choker.js';
+import { Choker, type ChokerPeer, type ChokeDecision } from '../../src/engine/choker.js';
 import { Bitfield } from '../../src/util/bitfield.js';
 import { mulberry32 } from '../helpers/random.js';
 
@@ -177,16 +177,3 @@ test('auto slots grow while upload capacity is unused and shrink when saturated'
   assert.equal(rb.regularSlots, 4);
 });
 
-test('initial seeding helper offers the rarest piece nobody has been offered', () => {
-  const n = 6;
-  const avail = [3, 0, 1, 0, 2, 0];
-  const peerBits = new Bitfield(n); peerBits.set(5);
-  const offered = new Bitfield(n); offered.set(1);
-  assert.equal(pickInitialSeedPiece((i) => avail[i]!, peerBits, offered, mulberry32(11)), 3);
-  offered.set(3);
-  assert.equal(pickInitialSeedPiece((i) => avail[i]!, peerBits, offered), 2);
-  for (const i of [0, 2, 4]) offered.set(i);
-  assert.ok([1, 3].includes(pickInitialSeedPiece((i) => avail[i]!, peerBits, offered, mulberry32(12))));
-  const full = new Bitfield(n); full.setAll();
-  assert.equal(pickInitialSeedPiece((i) => avail[i]!, full, offered), -1);
-});
