@@ -479,6 +479,7 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       done: this.done,
       state: this.stateValue,
       knownPeers: this.peerManager.knownCount,
+      piecesInFlight: content?.downloader.piecesInFlight ?? 0,
     };
   }
 

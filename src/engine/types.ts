@@ -89,6 +89,8 @@ export interface TorrentStats {
   state: TorrentState;
   /** Peer addresses known from all sources (connected or not). */
   knownPeers: number;
+  /** Pieces with a download buffer (requested or partly received, or being verified). */
+  piecesInFlight: number;
 }
 
 /** 'metadata': a magnet waiting for its info dictionary from peers. */
