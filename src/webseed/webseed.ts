@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Agent } from 'undici';
 import type { Metainfo } from '../metainfo/types.js';
 import { pieceLengthAt } from '../metainfo/types.js';
@@ -104,7 +105,9 @@ export class WebSeed {
   private readonly backoffMaxMs: number;
   private readonly agent: Agent;
   private readonly fileUrls: (string | undefined)[];
-  private readonly closing = new AbortController();
+  private closed = false;
+  /** One per fetch in progress, so close() can abort them without a listener per fetch on a shared signal. */
+  private readonly running = new Set<AbortController>();
 
   private received = 0;
   private active = 0;
@@ -158,14 +161,16 @@ export class WebSeed {
    */
   async fetch(index: number, begin: number, length: number, into: Buffer, signal?: AbortSignal): Promise<void> {
     this.checkArgs(index, begin, length, into);
-    if (this.closing.signal.aborted) throw new ShoalError('EUSAGE', `web seed ${this.url} is closed`);
+    if (this.closed) throw new ShoalError('EUSAGE', `web seed ${this.url} is closed`);
     if (this.disabledBy) throw this.disabledBy;
     signal?.throwIfAborted();
 
     const ctl = new AbortController();
-    const onAbort = (): void => { ctl.abort(signal?.aborted ? signal.reason : this.closing.signal.reason); };
-    signal?.addEventListener('abort', onAbort);
-    this.closing.signal.addEventListener('abort', onAbort);
+    // Every in-flight request of this fetch listens on ctl.signal (undici, the slot queue, rate-limit sleeps).
+    setMaxListeners(0, ctl.signal);
+    const onAbort = (): void => { ctl.abort(signal!.reason); };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.running.add(ctl);
     const startedAt = Date.now();
     try {
       if (this.backoffEnd > Date.now()) await sleep(this.backoffEnd - Date.now(), ctl.signal);
@@ -191,14 +196,15 @@ export class WebSeed {
       if (this.consecutiveFailures > 0 && this.lastFailureAt <= startedAt) { this.consecutiveFailures = 0; this.backoffEnd = 0; }
     } finally {
       signal?.removeEventListener('abort', onAbort);
-      this.closing.signal.removeEventListener('abort', onAbort);
+      this.running.delete(ctl);
     }
   }
 
   /** Aborts what is in flight (those fetches reject with an AbortError) and closes the connections. */
   async close(): Promise<void> {
-    if (!this.closing.signal.aborted) this.closing.abort(new DOMException(`web seed ${this.url} closed`, 'AbortError'));
-    for (const w of this.waiting.splice(0)) w();
+    this.closed = true;
+    const reason = new DOMException(`web seed ${this.url} closed`, 'AbortError');
+    for (const ctl of this.running) ctl.abort(reason);
     await this.agent.destroy().catch(() => {});
   }
 
@@ -218,22 +224,26 @@ export class WebSeed {
     if (into.length < length) throw new ShoalError('EUSAGE', `web seed fetch: buffer of ${into.length} bytes is smaller than the ${length} bytes asked for`);
   }
 
+  /** A request slot (maxInFlight per seed); slots are handed over in FIFO order. */
   private async acquire(signal: AbortSignal): Promise<void> {
-    while (this.active >= this.maxInFlight) {
-      signal.throwIfAborted();
-      await new Promise<void>((resolve) => {
-        const wake = (): void => { signal.removeEventListener('abort', wake); resolve(); };
-        this.waiting.push(wake);
-        signal.addEventListener('abort', wake, { once: true });
-      });
-    }
     signal.throwIfAborted();
-    this.active++;
+    if (this.active < this.maxInFlight) { this.active++; return; }
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        const i = this.waiting.indexOf(grant);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(signal.reason);
+      };
+      // release() hands its slot over directly (active stays the same), so no one can overtake the queue.
+      const grant = (): void => { signal.removeEventListener('abort', onAbort); resolve(); };
+      this.waiting.push(grant);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   private release(): void {
-    this.active--;
-    this.waiting.shift()?.();
+    const next = this.waiting.shift();
+    if (next) next(); else this.active--;
   }
 
   private async fetchSegment(seg: WebSeedSegment, into: Buffer, signal: AbortSignal): Promise<void> {
