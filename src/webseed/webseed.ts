@@ -356,13 +356,13 @@ export class WebSeed {
       if (signal.aborted) throw signal.reason;
       if (errCode(e) === 'UND_ERR_BODY_TIMEOUT') {
         throw new FailureSignal({ kind: 'timeout', retryable: true, url, cause: e,
-          detail: `the transfer stalled: no data for ${seconds(this.timeoutMs)} after ${got} of ${length} bytes of ${range}` });
+          detail: `the transfer stalled: no data for ${seconds(this.timeoutMs)} after ${got} of ${length} bytes (range ${range})` });
       }
       throw new FailureSignal({ kind: 'short-body', retryable: true, url, cause: e,
-        detail: `the connection closed after ${got} of ${length} bytes of ${range} (${errText(e)})` });
+        detail: `the connection closed after ${got} of ${length} bytes (range ${range}; ${errText(e)})` });
     }
     if (got < length) {
-      throw new FailureSignal({ kind: 'short-body', retryable: true, url, detail: `the response ended after ${got} of ${length} bytes of ${range}` });
+      throw new FailureSignal({ kind: 'short-body', retryable: true, url, detail: `the response ended after ${got} of ${length} bytes (range ${range})` });
     }
   }
 
