@@ -61,6 +61,8 @@ const DEFAULT_BACKOFF_MAX_MS = 60_000;
 const MAX_RETRY_AFTER_MS = 3_600_000;
 /** Error bodies (404 pages and the like) up to this size are read to keep the connection; larger ones close it. */
 const DUMP_LIMIT = 64 * 1024;
+/** Body bytes undici may buffer per request before pausing the socket. */
+const BODY_HIGH_WATER_MARK = 1 << 20;
 
 /**
  * The files (and parts of files) that bytes [begin, begin+length) of piece `index` live in, in order.
@@ -273,6 +275,8 @@ export class WebSeed {
           method: 'GET',
           headers: { range, 'accept-encoding': 'identity', 'user-agent': 'Shoal' },
           signal,
+          // undici's default 64 KiB body buffer pauses the socket so often that a 1 MiB range is ~5x slower on loopback.
+          highWaterMark: Math.min(length, BODY_HIGH_WATER_MARK),
         });
       } catch (e) {
         if (signal.aborted) throw signal.reason;
