@@ -10,6 +10,7 @@ export type ShoalErrorCode =
   | 'ESTORAGE'        // disk problems: full disk, permissions, files changed underneath us
   | 'EWIRE'           // peer protocol violation
   | 'ETRACKER'        // tracker failure (network, failure reason, malformed response)
+  | 'EWEBSEED'        // BEP 19 web seed (HTTP server) failure: see WebSeedError.kind
   | 'EUSAGE'          // bad command-line or API arguments
   | 'ETIMEOUT';
 
