@@ -3,6 +3,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { Metainfo } from '../metainfo/types.js';
+import { torrentFromInfo } from '../metainfo/from-info.js';
 import { formatPeerAddress, parsePeerAddress, type PeerAddress } from '../discovery/compact.js';
 import type { HandshakeInfo } from '../wire/types.js';
 import type { Bitfield } from '../util/bitfield.js';
@@ -222,14 +223,37 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
    * Verified metadata arrived (its SHA-1 is the info-hash): save it as a .torrent so a restart does not fetch it
    * again, then open the content.
    */
-  async metadataReceived(meta: Metainfo, torrentBytes: Buffer): Promise<void> {
+  infoReceived(info: Buffer): void {
+    if (this.metaValue || this.stateValue === 'closed') return;
+    let built: ReturnType<typeof torrentFromInfo>;
+    try {
+      built = torrentFromInfo(info, { trackers: this.spec.trackers ?? [], webSeeds: this.spec.webSeeds ?? [] });
+    } catch (err) {
+      // The bytes hash to the info-hash, so every peer would send the same: this torrent cannot be downloaded.
+      const e = err as Error;
+      this.fail(new ShoalError('EMETAINFO', `the metadata of ${this.infoHashHex} is not a usable torrent: ${e.message}`, { cause: e }));
+      return;
+    }
+    void this.metadataReceived(built.meta, built.bytes);
+  }
+
+  private async metadataReceived(meta: Metainfo, torrentBytes: Buffer): Promise<void> {
     if (this.metaValue || this.stateValue === 'closed') return;
     this.metaValue = meta;
     this.stateValue = 'checking';
     try {
-      await saveTorrentFile(this.opts.path, this.infoHashHex, torrentBytes, this.opts.saveTorrent);
+      if (this.opts.metadataOnly) {
+        if (this.opts.saveTorrent) await writeAtomically(this.opts.saveTorrent, torrentBytes);
+      } else {
+        await saveTorrentFile(this.opts.path, this.infoHashHex, torrentBytes, this.opts.saveTorrent);
+      }
     } catch (err) {
       this.emit('warning', `cannot save the fetched metadata: ${(err as Error).message}`);
+    }
+    if (this.opts.metadataOnly) {
+      this.emit('metadata', meta);
+      await this.stopNetwork();
+      return;
     }
     if (meta.private) {
       // BEP 27: a private torrent uses only its trackers and explicit peers.
@@ -539,13 +563,13 @@ function dedupeTiers(tiers: string[][]): string[][] {
 async function saveTorrentFile(dir: string, infoHashHex: string, bytes: Buffer, saveAs: string | undefined): Promise<void> {
   const stateDir = join(dir, '.shoal');
   await mkdir(stateDir, { recursive: true });
-  const target = join(stateDir, `${infoHashHex}.torrent`);
-  await writeFile(`${target}.tmp`, bytes);
-  await rename(`${target}.tmp`, target);
-  if (saveAs) {
-    await writeFile(`${saveAs}.tmp`, bytes);
-    await rename(`${saveAs}.tmp`, saveAs);
-  }
+  await writeAtomically(join(stateDir, `${infoHashHex}.torrent`), bytes);
+  if (saveAs) await writeAtomically(saveAs, bytes);
+}
+
+async function writeAtomically(path: string, bytes: Buffer): Promise<void> {
+  await writeFile(`${path}.tmp`, bytes);
+  await rename(`${path}.tmp`, path);
 }
 
 /** Where a magnet download keeps the metadata it fetched. */

@@ -25,6 +25,13 @@ export interface ClientOptions {
   /** Peer exchange (BEP 11) for public torrents. Default true. */
   pex?: boolean;
   /**
+   * Local service discovery (BEP 14) for public torrents: multicast announces on the LAN. Default true, except under
+   * SHOAL_SANDBOX=1, where it stays off unless SHOAL_LSD_IN_SANDBOX=1 and `lsdInterface` is in 198.18.0.0/15.
+   */
+  lsd?: boolean;
+  /** IPv4 address of the interface LSD multicasts on (default: the system's choice). */
+  lsdInterface?: string;
+  /**
    * Check the invariants that span the picker, downloader, storage and connections on every tick and connection
    * change, throwing on the first broken one. Default: on when SHOAL_DEBUG_INVARIANTS=1 (the test runner sets it).
    */
@@ -58,6 +65,8 @@ export interface AddOptions {
   resumeFile?: string | false;
   /** Also write metadata fetched for a magnet link here (it always goes to `<path>/.shoal/<info-hash>.torrent`). */
   saveTorrent?: string;
+  /** A magnet link's metadata is all we want (`shoal info --fetch`): stop once it is known, download nothing. */
+  metadataOnly?: boolean;
 }
 
 export interface TorrentStats {

@@ -162,7 +162,7 @@ test('info: a magnet link shows hash, name, trackers and peers', async () => {
 test('seed a folder, then get it through the embedded tracker and with --peer; SIGINT stops the seed', async (t) => {
   const work = await tempDir('seed');
   const torrentFile = join(work, 'share.torrent');
-  const seed = startCli(['seed', folder, '--json', '--port', '0', '--tracker-port', '0', '--announce-host', '127.0.0.1', '-o', torrentFile], { cwd: work });
+  const seed = startCli(['seed', folder, '--json', '--port', '0', '--tracker-port', '0', '--announce-host', '127.0.0.1', '--torrent-out', torrentFile], { cwd: work });
   started.push(seed);
   const ev = await seed.waitFor('seeding', 30_000);
   assert.equal(ev.torrent, torrentFile);
@@ -229,10 +229,10 @@ test('--help for every command exits 0 and lists its options', async () => {
   const expected: Record<string, string[]> = {
     '': ['create', 'info', 'seed', 'get', 'tracker', '--json', '--quiet', '--verbose'],
     create: ['--tracker', '--web-seed', '--piece-length', '--private', '--comment', '--name', '--output'],
-    info: ['<torrent>', '--json'],
-    seed: ['--dir', '--tracker', '--web-seed', '--no-embedded-tracker', '--tracker-port', '--announce-host', '--piece-length',
+    info: ['<torrent>', '--json', '--fetch', '--save-torrent'],
+    seed: ['--output', '--dir', '--torrent-out', '--no-lsd', '--no-pex', '--tracker', '--web-seed', '--no-embedded-tracker', '--tracker-port', '--announce-host', '--piece-length',
       '--private', '--output', '--recheck', '--port', '--host', '--upload-limit', '--max-peers'],
-    get: ['--output', '--peer', '--seed', '--select', '--recheck', '--timeout', '--port', '--host', '--upload-limit',
+    get: ['--output', '--save-torrent', '--no-lsd', '--no-pex', '--peer', '--seed', '--select', '--recheck', '--timeout', '--port', '--host', '--upload-limit',
       '--download-limit', '--max-peers', '--json'],
     tracker: ['--http-port', '--udp-port', '--host', '--redis', '--allow', '--zones', '--interval'],
   };

@@ -8,6 +8,9 @@ export interface NetworkOptions {
   uploadLimit?: string;
   downloadLimit?: string;
   maxPeers?: string;
+  /** commander's --no-lsd / --no-pex set these to false */
+  lsd?: boolean;
+  pex?: boolean;
 }
 
 export function parsePort(text: string, flag: string): number {
@@ -27,6 +30,8 @@ function parseRate(text: string, flag: string): number {
 export function clientOptions(opts: NetworkOptions, defaultPort: number): ClientOptions {
   const c: ClientOptions = { port: opts.port !== undefined ? parsePort(opts.port, '--port') : defaultPort };
   if (opts.host !== undefined) c.host = opts.host;
+  if (opts.lsd === false) c.lsd = false;
+  if (opts.pex === false) c.pex = false;
   if (opts.uploadLimit !== undefined) c.uploadLimit = parseRate(opts.uploadLimit, '--upload-limit');
   if (opts.downloadLimit !== undefined) c.downloadLimit = parseRate(opts.downloadLimit, '--download-limit');
   if (opts.maxPeers !== undefined) {
