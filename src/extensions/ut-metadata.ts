@@ -42,6 +42,7 @@ export const METADATA_PIECE_SIZE = 16 * 1024;
 export const DEFAULT_METADATA_REQUEST_TIMEOUT_MS = 10_000;
 /** Requests in flight per peer: enough to keep a link busy, few enough to spread the pieces over peers. */
 const MAX_IN_FLIGHT_PER_PEER = 4;
+const MAX_UNANSWERED_PER_PEER = 2 * MAX_IN_FLIGHT_PER_PEER;
 /** A peer that rejected a piece is not asked for it again for this long. */
 const REJECT_BACKOFF_FACTOR = 3;
 /** Bound on one message before any parsing: a data message is a small dict plus at most one 16 KiB piece. */
@@ -421,6 +422,8 @@ export class UtMetadata implements Extension {
     const free: Peer[] = [];
     for (const p of this.peers.values()) {
       if (p.size !== a.size || p.inFlight.size >= MAX_IN_FLIGHT_PER_PEER) continue;
+      // Timed-out requests still count here: a peer sitting on this many gets nothing new until it answers.
+      if (p.asked.size >= MAX_UNANSWERED_PER_PEER) continue;
       if (a.isolate !== undefined && a.isolate !== p) continue;
       free.push(p);
     }
@@ -445,7 +448,7 @@ export class UtMetadata implements Extension {
         p.asked.add(piece);
         p.inFlight.set(piece, now);
         a.pending.set(piece, p);
-        if (p.inFlight.size >= MAX_IN_FLIGHT_PER_PEER) free.splice(idx, 1);
+        if (p.inFlight.size >= MAX_IN_FLIGHT_PER_PEER || p.asked.size >= MAX_UNANSWERED_PER_PEER) free.splice(idx, 1);
         turn = free.length === 0 ? 0 : (idx + 1) % free.length;
         break;
       }

@@ -79,9 +79,10 @@ export class LinkConnection implements ExtensionConnection {
 
   /** The extended handshake as the wire carries it. */
   sendHandshake(extra: Record<string, unknown> = {}, listenPort?: number): void {
-    const dict: Record<string, unknown> = { m: this.node.ids(), ...extra };
+    const dict: Record<string, unknown> = { m: this.node.ids() };
     if (listenPort !== undefined) dict['p'] = listenPort;
     for (const e of this.node.extensions) Object.assign(dict, e.handshakeFields?.() ?? {});
+    Object.assign(dict, extra); // tests override what the extensions would say
     const bytes = encode(dict);
     this.net.enqueue(() => this.other.receiveHandshake(bytes));
   }
