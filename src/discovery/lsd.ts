@@ -371,7 +371,8 @@ export class Lsd extends EventEmitter {
     }
   }
 
-  private onMessage(buf: Buffer, rinfo: RemoteInfo): void {
+  /** The receive path of every LSD socket: one datagram from `rinfo.address`. Public for tests. */
+  receive(buf: Buffer, rinfo: Pick<RemoteInfo, 'address'>): void {
     this.counters.datagramsReceived++;
     let msg: LsdMessage;
     try {
@@ -432,7 +433,7 @@ export class Lsd extends EventEmitter {
       joined++;
     }
     if (joined === 0) { rx.close(); return; }
-    rx.on('message', (b, r) => this.onMessage(b, r));
+    rx.on('message', (b, r) => this.receive(b, r));
     rx.on('error', (e) => this.emit('warning', `LSD: receiver: ${e.message}`));
     this.receivers.push(rx);
   }
@@ -467,7 +468,7 @@ export class Lsd extends EventEmitter {
       }
     }
     if (joined === 0) { rx.close(); return; }
-    rx.on('message', (b, r) => this.onMessage(b, r));
+    rx.on('message', (b, r) => this.receive(b, r));
     rx.on('error', (e) => this.emit('warning', `LSD: IPv6 receiver: ${e.message}`));
     this.receivers.push(rx);
   }
