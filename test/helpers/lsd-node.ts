@@ -1,6 +1,6 @@
 // Runs one Shoal Lsd for the namespace tests (started with `ip netns exec NS node lsd-node.js JSON`).
 //
-// argv[2] is JSON: { iface, port?, listen?, watch?: hex[], announce?: hex[], minIntervalMs?, repeatMs?, cookie? }
+// argv[2] is JSON: { iface, port?, listen?, watch?: hex[], announce?: hex[], minIntervalMs?, repeatMs?, cookie?, ipv6? }
 //   listen: open a TCP listener on iface:0 first and announce its port (reports BitTorrent handshakes).
 //   repeatMs: call announce(announce) again this often (the Lsd's rate limit still applies).
 // Prints JSON lines: {"event":"ready","port":P,"cookie":C}, {"event":"peer",...}, {"event":"warning",...},
@@ -21,6 +21,7 @@ interface Config {
   minIntervalMs?: number;
   repeatMs?: number;
   cookie?: string;
+  ipv6?: boolean;
 }
 
 function emit(obj: Record<string, unknown>): void {
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
     interfaceAddress: cfg.iface,
     ...(cfg.minIntervalMs !== undefined ? { minIntervalMs: cfg.minIntervalMs } : {}),
     ...(cfg.cookie !== undefined ? { cookie: cfg.cookie } : {}),
+    ...(cfg.ipv6 !== undefined ? { ipv6: cfg.ipv6 } : {}),
   });
   lsd.on('warning', (msg: string) => emit({ event: 'warning', msg }));
   lsd.on('peer', (infoHash: string, addr: { host: string; port: number }) => emit({ event: 'peer', infoHash, host: addr.host, port: addr.port }));

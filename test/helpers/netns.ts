@@ -95,6 +95,8 @@ export function createLan(count: number): Lan {
       const ns = `${prefix}h${i}`;
       const ip = `${subnet}.${i + 2}`;
       addNs(ns);
+      // Without DAD the IPv6 link-local address is usable at once, not "tentative" for the first seconds.
+      run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0']);
       run('ip', ['-n', bridgeNs, 'link', 'add', `v${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
       run('ip', ['-n', bridgeNs, 'link', 'set', `v${i}`, 'master', 'br0', 'up']);
       run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -109,4 +111,16 @@ export function createLan(count: number): Lan {
     throw e;
   }
   return { prefix, hosts, destroy };
+}
+
+/**
+ * Throws unless `host`'s namespace has only `lo` and the veth to the LAN's bridge, and no route but the LAN's:
+ * then no packet from it can reach a real network, sandbox or not.
+ */
+export function assertSealed(host: LanHost): void {
+  const links = run('ip', ['-n', host.ns, '-o', 'link', 'show']).split('\n').filter(Boolean)
+    .map((l) => l.split(':')[1]!.trim().split('@')[0]!);
+  if (links.sort().join(',') !== ['eth0', 'lo'].join(',')) throw new Error(`namespace ${host.ns} has links ${links.join(', ')}`);
+  const routes = run('ip', ['-n', host.ns, '-4', 'route', 'show']).split('\n').filter(Boolean);
+  if (routes.some((r) => r.startsWith('default'))) throw new Error(`namespace ${host.ns} has a default route`);
 }
