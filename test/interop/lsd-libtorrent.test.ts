@@ -19,8 +19,8 @@ const LT_LSD = (() => {
   return fileURLToPath(new URL('../../../test/helpers/real-peers/lt_lsd.py', import.meta.url));
 })();
 
-async function startLtLsd(host: LanHost, infoHash: string) {
-  const [cmd, args] = host.wrap(SYSTEM_PYTHON, [LT_LSD, '--listen', `${host.ip}:0`, '--info-hash', infoHash]);
+async function startLtLsd(host: LanHost, infoHash: string, saveDir: string) {
+  const [cmd, args] = host.wrap(SYSTEM_PYTHON, [LT_LSD, '--listen', `${host.ip}:0`, '--info-hash', infoHash, '--save', saveDir]);
   const proc = startProcess('lt_lsd', cmd, args, { keepInTail: (l) => !l.startsWith('{"event": "status"') });
   let port = 0;
   proc.onLine((line, stream) => {
@@ -52,7 +52,7 @@ test('libtorrent announces on LSD; our Lsd reports its address and listen port f
     const infoHash = randomBytes(20).toString('hex');
     const other = randomBytes(20).toString('hex');
     const ours = s.use(await startLsdNode(hb, { port: 40100, watch: [infoHash, other] }));
-    const lt = s.use(await startLtLsd(ha, infoHash));
+    const lt = s.use(await startLtLsd(ha, infoHash, await s.tempDir('shoal-lsd-lt-')));
     const peer = await ours.waitFor('a peer event for libtorrent\'s torrent', 10_000, (e) => e.event === 'peer')
       .catch((e: Error) => { throw new Error(`${e.message}\nlibtorrent log:\n${lt.logTail()}`); });
     assert.deepEqual(peer, { event: 'peer', infoHash, host: ha.ip, port: lt.port });
@@ -69,7 +69,7 @@ test('our Lsd announces; libtorrent connects to the announced port and handshake
     s.defer(() => lan.destroy());
     const [ha, hb] = lan.hosts as [LanHost, LanHost];
     const infoHash = randomBytes(20).toString('hex');
-    const lt = s.use(await startLtLsd(ha, infoHash));
+    const lt = s.use(await startLtLsd(ha, infoHash, await s.tempDir('shoal-lsd-lt-')));
     // libtorrent has the torrent before we announce; announces repeat each second (limit lowered to 1 s) in
     // case the first one arrives before its LSD socket has joined the group.
     const ours = s.use(await startLsdNode(hb, { listen: true, announce: [infoHash], minIntervalMs: 1000, repeatMs: 1000 }));

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A libtorrent session that finds peers by Local Service Discovery only (BEP 14), for Shoal's LSD interop test.
 
-  lt_lsd.py --listen IP:PORT --info-hash HEX [--announce-interval S] [--broadcast]
+  lt_lsd.py --listen IP:PORT --info-hash HEX --save DIR [--announce-interval S] [--broadcast]
 
 Adds the torrent by info-hash alone (a magnet without trackers: no metadata, so libtorrent announces it on LSD
 and connects to every LSD peer to fetch the metadata). DHT, UPnP, NAT-PMP and uTP are off.
@@ -26,6 +26,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--listen", required=True)
     ap.add_argument("--info-hash", required=True)
+    ap.add_argument("--save", required=True)
     ap.add_argument("--announce-interval", type=int, default=2)
     ap.add_argument("--broadcast", action="store_true")
     args = ap.parse_args()
@@ -35,7 +36,8 @@ def main():
         "enable_lsd": True,
         # Multicast only, unless asked: the test is about the BEP 14 group, not subnet broadcast.
         "broadcast_lsd": args.broadcast,
-        # Default 300 s; a short interval makes libtorrent repeat its announce within the test's time.
+        # Default 300 s. Not needed (libtorrent announces as the torrent starts), but if that first datagram
+        # were lost, a short interval repeats it within the test's time.
         "local_service_announce_interval": args.announce_interval,
         "enable_dht": False,
         "enable_upnp": False,
@@ -49,7 +51,7 @@ def main():
         "user_agent": "lt_lsd/" + lt.__version__,
     })
     params = lt.parse_magnet_uri("magnet:?xt=urn:btih:" + args.info_hash)
-    params.save_path = "/nonexistent-lt-lsd"  # nothing is ever written: there is no metadata
+    params.save_path = args.save
     handle = ses.add_torrent(params)
 
     deadline = time.time() + 10
