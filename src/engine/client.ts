@@ -6,6 +6,9 @@ import { parseMagnet, parseTorrent, type Metainfo } from '../metainfo/index.js';
 import { encodeHandshake, readHandshake } from '../wire/handshake.js';
 import { ShoalError } from '../util/errors.js';
 import { TokenBucket } from './token-bucket.js';
+import { Lsd } from '../discovery/lsd.js';
+import { sandboxed } from '../util/sandbox.js';
+import { installSwarmFeatures } from './swarm-features.js';
 import { Torrent, savedTorrentPath, type TorrentContext, type TorrentSpec } from './torrent.js';
 import type { AddOptions, ClientOptions } from './types.js';
 
@@ -28,6 +31,8 @@ export class Client extends EventEmitter {
   private readonly opts: ClientOptions;
   private readonly byHash = new Map<string, Torrent>();
   private server: net.Server | null = null;
+  /** Local service discovery, shared by the client's torrents; null when off. */
+  private lsd: Lsd | null = null;
   private listening: Promise<number> | null = null;
   private boundPort = 0;
   private closed = false;
@@ -138,7 +143,9 @@ export class Client extends EventEmitter {
     const hex = spec.infoHash.toString('hex');
     if (this.byHash.has(hex)) throw new ShoalError('EUSAGE', `torrent ${hex} is already added`);
     await this.listen();
+    await this.startLsd();
     const torrent = new Torrent(this.ctx, spec, opts);
+    installSwarmFeatures(torrent, { lsd: this.lsd, pex: this.ctx.pex });
     for (const hook of this.torrentHooks) hook(torrent);
     // Registered before checking starts, so peers that connect meanwhile are kept (greeted when the check ends).
     this.byHash.set(hex, torrent);
@@ -173,6 +180,26 @@ export class Client extends EventEmitter {
     await torrent.close();
   }
 
+  private lsdStarting: Promise<void> | null = null;
+  /**
+   * LSD multicasts on the LAN: on by default, but under SHOAL_SANDBOX=1 only when a test asks for it inside its own
+   * network namespaces (SHOAL_LSD_IN_SANDBOX=1 and an interface in 198.18.0.0/15; Lsd itself enforces that).
+   */
+  private startLsd(): Promise<void> {
+    if (this.lsdStarting) return this.lsdStarting;
+    this.lsdStarting = (async () => {
+      if (this.opts.lsd === false || this.boundPort === 0) return;
+      if (sandboxed() && process.env['SHOAL_LSD_IN_SANDBOX'] !== '1') return;
+      const lsdOpts: ConstructorParameters<typeof Lsd>[0] = { port: this.boundPort };
+      if (this.opts.lsdInterface !== undefined) lsdOpts.interfaceAddress = this.opts.lsdInterface;
+      const lsd = new Lsd(lsdOpts);
+      lsd.on('warning', (msg: string) => this.emit('warning', msg));
+      await lsd.start();
+      this.lsd = lsd;
+    })();
+    return this.lsdStarting;
+  }
+
   /** Stop every torrent (announcing `stopped`, saving resume data) and the listener. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -182,6 +209,7 @@ export class Client extends EventEmitter {
     await Promise.all(torrents.map((t) => t.close()));
     for (const s of this.inbound) s.destroy();
     this.inbound.clear();
+    await this.lsd?.close();
     const server = this.server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }

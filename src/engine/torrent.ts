@@ -201,6 +201,12 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
     this.peerManager.dial();
   }
 
+  /** Addresses an extension learned (PEX): into the peer manager like any source's. */
+  peersLearned(peers: PeerAddress[], kind: PeerSourceKind): void {
+    if (this.isPrivate && PUBLIC_ONLY_SOURCES.has(kind)) return;
+    this.peersFound(peers, kind);
+  }
+
   addPeer(addr: PeerAddress | string, kind: PeerSourceKind = 'explicit'): void {
     const a = typeof addr === 'string' ? parsePeerAddress(addr) : addr;
     this.peerManager.add(a, kind);
