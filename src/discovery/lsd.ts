@@ -295,10 +295,10 @@ export class Lsd extends EventEmitter {
     this.state = 'starting';
     const v4 = this.opts.interfaceAddress !== undefined ? [this.opts.interfaceAddress] : localIPv4Addresses();
     await this.open4(v4);
-    if ((this.opts.ipv6 ?? true) && !sandboxed(env)) await this.open6(this.opts.interfaceAddress);
-    if ((this.state as string) === 'closed') { this.closeSockets(); return; }
+    if ((this.opts.ipv6 ?? true) && !sandboxed(env) && (this.state as string) !== 'closed') await this.open6(this.opts.interfaceAddress);
+    if ((this.state as string) === 'closed') { await this.closeSockets(); return; } // close() ran while we opened
     if (this.senders.length === 0 || this.receivers.length === 0) {
-      this.closeSockets();
+      await this.closeSockets();
       this.state = 'inactive';
       this.emit('warning', 'LSD inactive: no interface could join the multicast group');
       return;
