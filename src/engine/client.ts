@@ -61,6 +61,7 @@ export class Client extends EventEmitter {
       localAddress: opts.localAddress,
       debugInvariants: opts.debugInvariants ?? process.env['SHOAL_DEBUG_INVARIANTS'] === '1',
       pex: opts.pex !== false,
+      pexIntervalMs: opts.pexIntervalMs,
       globalSlots: () => (opts.maxConnections ?? 200) - client.connectionCount(),
     };
   }
@@ -145,7 +146,7 @@ export class Client extends EventEmitter {
     await this.listen();
     await this.startLsd();
     const torrent = new Torrent(this.ctx, spec, opts);
-    installSwarmFeatures(torrent, { lsd: this.lsd, pex: this.ctx.pex });
+    installSwarmFeatures(torrent, { lsd: this.lsd, pex: this.ctx.pex, pexIntervalMs: this.ctx.pexIntervalMs });
     for (const hook of this.torrentHooks) hook(torrent);
     // Registered before checking starts, so peers that connect meanwhile are kept (greeted when the check ends).
     this.byHash.set(hex, torrent);

@@ -15,6 +15,7 @@ export interface TorrentContext {
   readonly debugInvariants: boolean;
   /** Peer exchange (BEP 11) for public torrents. */
   readonly pex: boolean;
+  readonly pexIntervalMs: number | undefined;
   /** Connections the whole client may still open. */
   globalSlots(): number;
 }

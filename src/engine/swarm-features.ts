@@ -8,6 +8,7 @@ import type { Torrent } from './torrent.js';
 export interface SwarmServices {
   readonly lsd: Lsd | null;
   readonly pex: boolean;
+  readonly pexIntervalMs?: number | undefined;
 }
 
 /**
@@ -32,7 +33,7 @@ export function installSwarmFeatures(t: Torrent, services: SwarmServices): void 
         if (!t.isPrivate) t.peersLearned(peers, 'pex');
       },
       get listenPort() { return t.ctx.port; },
-    });
+    }, services.pexIntervalMs !== undefined ? { intervalMs: services.pexIntervalMs } : {});
     t.useExtension(pex, () => pex.tick());
   }
   if (services.lsd && !knownPrivate) t.addSource(new LsdPeerSource(services.lsd, t.infoHash));

@@ -24,6 +24,8 @@ export interface ClientOptions {
   localAddress?: string;
   /** Peer exchange (BEP 11) for public torrents. Default true. */
   pex?: boolean;
+  /** Least time between two PEX messages to one peer; default (and BEP 11's minimum) 60 s. Lower only in tests. */
+  pexIntervalMs?: number;
   /**
    * Local service discovery (BEP 14) for public torrents: multicast announces on the LAN. Default true, except under
    * SHOAL_SANDBOX=1, where it stays off unless SHOAL_LSD_IN_SANDBOX=1 and `lsdInterface` is in 198.18.0.0/15.

@@ -1,7 +1,7 @@
 // Drives test/helpers/lsd-node.ts inside a LAN namespace: one Node process per host, JSON lines both ways.
 import { fileURLToPath } from 'node:url';
 import { startProcess, pollUntil, FatalError } from './real-peers/proc.js';
-import { assertSealed, type LanHost } from './netns.js';
+import type { LanHost } from './netns.js';
 
 const SCRIPT = fileURLToPath(new URL('./lsd-node.js', import.meta.url));
 
@@ -14,11 +14,6 @@ export interface LsdNodeConfig {
   repeatMs?: number;
   cookie?: string;
   ipv6?: boolean;
-  /**
-   * Run without SHOAL_SANDBOX (default false). Only for namespaces of a test LAN, whose one link goes to the
-   * LAN's bridge: nothing can leave them whatever Shoal does. Needed for IPv6, which the sandbox turns off.
-   */
-  unsandboxed?: boolean;
 }
 
 export interface LsdEvent { event: string; [k: string]: unknown }
@@ -36,15 +31,10 @@ export interface LsdNode {
 }
 
 export async function startLsdNode(host: LanHost, cfg: LsdNodeConfig): Promise<LsdNode> {
-  const { unsandboxed, ...rest } = cfg;
+  const rest = cfg;
   const [cmd, args] = host.wrap(process.execPath, [SCRIPT, JSON.stringify({ iface: host.ip, ...rest })]);
   // The explicit allowance for LSD inside the sandbox; it only works because iface is in 198.18.0.0/15.
   const env: NodeJS.ProcessEnv = { ...process.env, SHOAL_SANDBOX: '1', SHOAL_LSD_IN_SANDBOX: '1' };
-  if (unsandboxed) {
-    assertSealed(host);
-    delete env.SHOAL_SANDBOX;
-    delete env.SHOAL_LSD_IN_SANDBOX;
-  }
   const proc = startProcess(`lsd-node ${host.ns}`, cmd, args, { env });
   const events: LsdEvent[] = [];
   proc.onLine((line, stream) => {
