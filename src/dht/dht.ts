@@ -550,6 +550,11 @@ export class Dht extends EventEmitter {
       }
     };
 
+    if (kind === 'get_peers') {
+      // We are a node of the DHT too: announces we received for this info-hash count.
+      const local = this.store.get(target, MAX_VALUES_PER_ANSWER);
+      if (local.length > 0) queueMicrotask(() => this.absorb({ values: local } as BDict, kind, { id: undefined, host: '', port: 0, state: 'done', depth: 0 }, peers, peerSeen, opts, () => {}));
+    }
     for (const n of this.table.closest(target, K * 2)) addCandidate({ id: n.id, host: n.host, port: n.port, state: 'new', depth: 1 });
     for (const s of seeds) addCandidate({ id: undefined, host: s.host, port: s.port, state: 'new', depth: 1 });
 
