@@ -518,14 +518,12 @@ export class Dht extends EventEmitter {
     const peers: PeerAddress[] = [];
     const peerSeen = new Set<string>();
     let queried = 0, rounds = 0, inFlight = 0;
-    const sandbox = sandboxed();
 
     const addCandidate = (c: Candidate): void => {
       const key = addrKey(c.host, c.port);
       if (seen.has(key)) return;
       if (c.id && this.isSelf(c.id, c.host, c.port)) return;
       if (c.id === undefined && this.selfHosts.has(c.host) && c.port === this._port) return;
-      if (sandbox && !isSandboxAddress(c.host)) return;
       seen.add(key);
       // Unknown ids (bootstrap addresses) sort first; the rest by distance to the target.
       let i = candidates.length;
