@@ -104,6 +104,7 @@ const BUCKET_REFRESH_MS = 15 * 60_000;
 const BOOTSTRAP_TIMEOUT_MS = 15_000;
 const MAX_PENDING_VERIFY = 64;
 const STATE_VERSION = 1;
+const MAX_SELF_HOSTS = 8;
 
 interface Pending {
   host: string;
@@ -372,7 +373,7 @@ export class Dht extends EventEmitter {
       return;
     }
     this.heard(msg.id, rinfo.address, rinfo.port);
-    if (msg.ip && msg.ip.length === 6) this.selfHosts.add(`${msg.ip[0]}.${msg.ip[1]}.${msg.ip[2]}.${msg.ip[3]}`);
+    if (msg.ip && msg.ip.length === 6) this.learnSelfHost(`${msg.ip[0]}.${msg.ip[1]}.${msg.ip[2]}.${msg.ip[3]}`);
     p.resolve(msg);
   }
 
@@ -453,6 +454,17 @@ export class Dht extends EventEmitter {
     if (this.selfHosts.has(host) && port === this._port) return;
     this.pendingVerify.add(key);
     this.query(host, port, 'ping', {}, 1).catch(() => {}).finally(() => this.pendingVerify.delete(key));
+  }
+
+  /** What answering nodes say our address is (BEP 42 "ip"); a few are kept, so liars cannot grow the set. */
+  private learnSelfHost(ip: string): void {
+    if (this.selfHosts.has(ip)) return;
+    if (this.selfHosts.size >= MAX_SELF_HOSTS) {
+      for (const h of this.selfHosts) {
+        if (h !== '127.0.0.1' && h !== this.opts.host) { this.selfHosts.delete(h); break; }
+      }
+    }
+    this.selfHosts.add(ip);
   }
 
   private isSelf(id: Buffer, host: string, port: number): boolean {
@@ -577,6 +589,7 @@ export class Dht extends EventEmitter {
       };
       const deadline = setTimeout(() => ac.abort(), MAX_LOOKUP_MS);
       ac.signal.addEventListener('abort', () => void finish(), { once: true });
+      if (opts.signal?.aborted) { ac.abort(); return; }
 
       const pump = (): void => {
         if (finished || ac.signal.aborted || this.closed) { void finish(); return; }

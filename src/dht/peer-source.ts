@@ -26,7 +26,8 @@ export class DhtPeerSource implements PeerSource {
       if (this.stopped) return;
       this.ac = new AbortController();
       try {
-        await this.dht.bootstrapped();
+        const ac = this.ac;
+        await Promise.race([this.dht.bootstrapped(), new Promise((r) => ac.signal.addEventListener('abort', r, { once: true }))]);
         if (this.stopped) return;
         const port = this.state.port;
         const res = await this.dht.lookup(this.state.infoHash, {

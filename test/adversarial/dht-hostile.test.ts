@@ -184,3 +184,50 @@ test('a lying responder (our own address, thousands of nodes, hundreds of peers)
     assert.ok(queries <= 2 + 1);
   });
 });
+
+test('a node that stops answering: lookups end on abort, DhtPeerSource.stop() does not wait for the bootstrap, close() is prompt', { timeout: 10_000 }, async () => {
+  const silent = new Raw();
+  await silent.bind();
+  const dht = new Dht({ port: 0, host: HOST, queryTimeoutMs: 5000, bootstrap: [`${HOST}:${silent.port}`] });
+  try {
+    await dht.listen();
+    const { DhtPeerSource } = await import('../../src/dht/index.js');
+    const src = new DhtPeerSource(dht, { infoHash: IH, port: 6881, left: () => 0, uploaded: () => 0, downloaded: () => 0, complete: () => true });
+    src.start(() => {});
+    let t0 = Date.now();
+    await src.stop();
+    assert.ok(Date.now() - t0 < 500, `stop() took ${Date.now() - t0} ms`);
+
+    const ac = new AbortController();
+    ac.abort();
+    t0 = Date.now();
+    const r0 = await dht.lookup(IH, { signal: ac.signal });
+    assert.equal(r0.peers.length, 0);
+    assert.ok(Date.now() - t0 < 500);
+
+    // It answers pings only (so it gets into the table), then ignores the lookup's get_peers.
+    silent.sock.on('message', (m, from) => {
+      const msg = decode(m) as BDict;
+      if (msg['q']?.toString() === 'ping') silent.sock.send(encode({ t: msg['t'], y: 'r', r: { id: ID } }), from.port, from.address);
+    });
+    dht.addNode({ host: HOST, port: silent.port });
+    for (let i = 0; i < 100 && dht.stats().nodes === 0; i++) await new Promise((res) => setTimeout(res, 10));
+    assert.equal(dht.stats().nodes, 1);
+    const ac2 = new AbortController();
+    const p = dht.lookup(IH, { signal: ac2.signal });
+    setTimeout(() => ac2.abort(), 100);
+    t0 = Date.now();
+    const r1 = await p;
+    assert.ok(Date.now() - t0 < 1000, 'abort ends a lookup waiting on a silent node');
+    assert.equal(r1.queried, 1);
+    assert.ok(dht.stats().inFlight > 0, 'queries to the silent node are still pending');
+    t0 = Date.now();
+    await dht.close();
+    assert.ok(Date.now() - t0 < 1000);
+    assert.equal(dht.stats().inFlight, 0);
+    await dht.bootstrapped();
+  } finally {
+    await dht.close();
+    await silent.close();
+  }
+});
