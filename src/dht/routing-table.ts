@@ -141,10 +141,15 @@ export class RoutingTable {
 
   /** The `n` known nodes closest to `target`, closest first. */
   closest(target: Buffer, n: number): DhtNode[] {
-    const all: DhtNode[] = [];
-    for (const b of this.buckets) for (const node of b.nodes) all.push(node);
-    all.sort((a, b) => compareDistance(a.id, b.id, target));
-    return all.length > n ? all.slice(0, n) : all;
+    // Answered for every find_node/get_peers we receive, so only the buckets that can matter are sorted.
+    // With c = bucketIndex(target): nodes in buckets >= c are closer to the target than any node in a bucket
+    // j < c, and among those a larger j is closer. So take buckets c.. and then c-1, c-2, ... until n.
+    const c = this.bucketIndex(target);
+    const picked: DhtNode[] = [];
+    for (let j = c; j < this.buckets.length; j++) picked.push(...this.buckets[j]!.nodes);
+    for (let j = c - 1; j >= 0 && picked.length < n; j--) picked.push(...this.buckets[j]!.nodes);
+    picked.sort((a, b) => compareDistance(a.id, b.id, target));
+    return picked.length > n ? picked.slice(0, n) : picked;
   }
 
   all(): DhtNode[] {

@@ -58,10 +58,13 @@ test('buckets split around our own id: bucket i holds ids sharing i bits, at mos
   assert.equal(total, t.size);
   // The far half of the id space (bucket 0) keeps k nodes however many we hear of.
   assert.equal(t.buckets[0]!.nodes.length, 8);
-  // closest() matches a brute-force sort over the nodes kept.
-  const target = seededId(rand);
-  const brute = t.all().sort((a, b) => compareDistance(a.id, b.id, target)).slice(0, 8);
-  assert.deepEqual(t.closest(target, 8).map((n) => n.id), brute.map((n) => n.id));
+  // closest() matches a brute-force sort over the nodes kept, for targets far from and near to our id.
+  for (let i = 0; i < 300; i++) {
+    const target = i % 3 === 0 ? seededId(rand) : randomIdWithPrefix(own, Math.floor(rand() * 60), i % 2 === 0);
+    const n = 1 + Math.floor(rand() * 40);
+    const brute = t.all().sort((a, b) => compareDistance(a.id, b.id, target)).slice(0, n);
+    assert.deepEqual(t.closest(target, n).map((x) => x.id.toString('hex')), brute.map((x) => x.id.toString('hex')));
+  }
   for (const { index, target: r } of t.staleBuckets(0)) {
     const cpl = commonPrefixBits(r, own);
     if (index < t.buckets.length - 1) assert.equal(cpl, index); else assert.ok(cpl >= index);
