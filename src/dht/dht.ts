@@ -26,6 +26,8 @@ export const PUBLIC_ROUTERS: readonly string[] = Object.freeze([
   'dht.libtorrent.org:25401',
 ]);
 
+const ROUTER_HOSTS = new Set(PUBLIC_ROUTERS.map((r) => r.slice(0, r.lastIndexOf(':'))));
+
 export interface DhtOptions {
   /** UDP port to bind (0 = any); Shoal uses the same number as its TCP peer port. */
   port: number;
@@ -187,7 +189,7 @@ export class Dht extends EventEmitter {
       }
       if (!isValidPort(addr.port)) throw new ShoalError('EUSAGE', `dht: bootstrap node ${formatPeerAddress(addr)} has an invalid port`);
       // The public routers are the one place the DHT would reach the internet unasked: never under the sandbox.
-      if (sandbox && PUBLIC_ROUTERS.includes(formatPeerAddress(addr))) continue;
+      if (sandbox && ROUTER_HOSTS.has(addr.host.toLowerCase())) continue;
       this.bootstrapAddrs.push(addr);
     }
     if (host !== '0.0.0.0') this.selfHosts.add(host);

@@ -30,7 +30,7 @@ test('SHOAL_SANDBOX=1: public routers are dropped, sends outside loopback/198.18
       port: 0,
       host: '127.0.0.1',
       queryTimeoutMs: 300,
-      bootstrap: ['8.8.8.8:6881', ...PUBLIC_ROUTERS, 'evil.example:6881', `localhost:${local.port}`, '198.18.0.9:6881'],
+      bootstrap: ['8.8.8.8:6881', ...PUBLIC_ROUTERS, 'Router.BitTorrent.com:1234', 'evil.example:6881', `localhost:${local.port}`, '198.18.0.9:6881'],
       resolve: async (host) => {
         resolved.push(host);
         // A name that resolves outside the sandbox must be refused at send time like a literal address.
