@@ -192,7 +192,7 @@ test('a node that stops answering: lookups end on abort, DhtPeerSource.stop() do
   try {
     await dht.listen();
     const { DhtPeerSource } = await import('../../src/dht/index.js');
-    const src = new DhtPeerSource(dht, { infoHash: IH, port: 6881, left: () => 0, uploaded: () => 0, downloaded: () => 0, complete: () => true });
+    const src = new DhtPeerSource(dht, { infoHash: IH, peerId: Buffer.alloc(20), port: 6881, left: () => 0, uploaded: () => 0, downloaded: () => 0, complete: () => true });
     src.start(() => {});
     let t0 = Date.now();
     await src.stop();

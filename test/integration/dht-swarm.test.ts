@@ -151,7 +151,7 @@ test('DhtPeerSource announces our port and pushes the peers it finds to the sink
       dhts.push(d);
     }
     const infoHash = ih('source');
-    const state = (port: number) => ({ infoHash, port, left: () => 0, uploaded: () => 0, downloaded: () => 0, complete: () => true });
+    const state = (port: number) => ({ infoHash, peerId: Buffer.alloc(20), port, left: () => 0, uploaded: () => 0, downloaded: () => 0, complete: () => true });
     const srcA = new DhtPeerSource(dhts[1]!, state(41_001));
     srcA.start(() => {});
     // Wait for A's first round (lookup + announce) to finish.
