@@ -23,8 +23,8 @@ export interface Mp4Box {
   size: number;
 }
 
-/** Top-level box walks stop here: real files have a handful (fragmented MP4s a few thousand). */
-export const MAX_TOP_LEVEL_BOXES = 100_000;
+/** Top-level box walks stop here: real files have a handful (a fragmented MP4 has its moov first, where the walk stops). */
+export const MAX_TOP_LEVEL_BOXES = 10_000;
 
 /** Box types seen at the top level of MP4/MOV/3GP files; the first box must be one of them. */
 const TOP_LEVEL = new Set(['ftyp', 'styp', 'moov', 'mdat', 'free', 'skip', 'wide', 'pdin', 'uuid', 'meta', 'sidx', 'moof', 'mfra', 'pnot', 'junk']);
