@@ -65,3 +65,13 @@ export async function probeDuration(input: string): Promise<number> {
   const out = await run(FFPROBE, ['-v', 'error', '-show_entries', 'format=duration', '-of', 'default=noprint_wrappers=1:nokey=1', input]);
   return Number(out.trim());
 }
+
+/** Like run, for tools that write binary data (decoded frames) to stdout. */
+export function runBinary(bin: string, args: string[], timeoutMs = 30_000): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    execFile(bin, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, encoding: 'buffer' }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${bin} ${args.join(' ')} failed: ${err.message}\n${stderr.toString()}`));
+      else resolve(stdout);
+    });
+  });
+}
