@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIPv4, isIPv6, type AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
-import { pipeline, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { ShoalError } from '../util/errors.js';
 import { contentTypeOf, isMediaFile } from './content-type.js';
 import { contentRange, parseRange } from './range.js';
@@ -152,11 +152,29 @@ export class StreamServer {
     } catch (err) {
       return unavailable(res, err);
     }
-    // pipeline destroys the reader when the response closes early (player seeked away or quit),
-    // so the engine stops asking peers for the pieces behind it.
-    pipeline(reader, exactly(end - start + 1), res, (err) => {
-      if (err && !res.headersSent) unavailable(res, err);
+    const counter = exactly(end - start + 1);
+    let settled = false;
+    // Not stream.pipeline: it would destroy the response on a reader error, and a reader that fails before
+    // its first byte (piece unavailable, torrent removed) deserves a 503 the player can show.
+    const fail = (err: Error): void => {
+      if (settled) return;
+      settled = true;
+      reader.destroy();
+      counter.destroy();
+      if (!res.headersSent) unavailable(res, err);
+      else res.destroy(err);
+    };
+    reader.on('error', fail);
+    counter.on('error', fail);
+    res.on('error', () => { /* the socket failed; 'close' follows and cleans up */ });
+    // The player seeked away or quit: destroy the reader so the engine stops asking peers for its pieces.
+    res.once('close', () => {
+      if (settled || res.writableFinished) return;
+      settled = true;
+      reader.destroy();
+      counter.destroy();
     });
+    reader.pipe(counter).pipe(res);
   }
 
   private sendPage(req: IncomingMessage, res: ServerResponse, type: string, body: string): void {
