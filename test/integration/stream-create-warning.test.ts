@@ -45,9 +45,6 @@ test('create warns about MP4/M4V/MOV files with moov at the end, and only those'
   assert.equal(events.filter((e) => e.type === 'created').length, 1);
   assert.equal(json.stderr, '', '--json keeps stderr clean');
 
-  const quiet = await runCli(['create', share, '--quiet', '-o', join(root, 'share3.torrent')]);
-  assert.equal(quiet.code, 0);
-  assert.equal(quiet.stderr, '', '--quiet silences warnings as it does others');
 });
 
 test('create: a single MP4 file is checked too; a faststart one is not warned about', { timeout: 60_000 }, async (t) => {
