@@ -12,7 +12,7 @@ import { HANDSHAKE_LENGTH, encodeExtended, encodeHandshake, parseHandshake } fro
 export class TcpExtensionConnection implements ExtensionConnection {
   readonly address: string;
   readonly host: string;
-  readonly outbound = true;
+  readonly outbound: boolean;
   listenPort: number;
   remoteHandshake: Record<string, unknown> | undefined;
   closedReason: string | undefined;
@@ -22,35 +22,52 @@ export class TcpExtensionConnection implements ExtensionConnection {
 
   private constructor(private readonly socket: net.Socket, host: string, port: number, private readonly extensions: Extension[]) {
     this.host = host;
+    this.outbound = socket.connecting;
     this.listenPort = port;
     this.address = `${host}:${port}`;
   }
 
+  /** Dials and resolves once the remote's extended handshake arrived. */
   static dial(host: string, port: number, infoHash: Buffer, extensions: Extension[], ourListenPort: number, timeoutMs = 10_000): Promise<TcpExtensionConnection> {
+    const socket = net.connect({ host, port });
+    const conn = new TcpExtensionConnection(socket, host, port, extensions);
+    socket.on('connect', () => conn.begin(infoHash, ourListenPort));
+    return conn.ready(timeoutMs);
+  }
+
+  /** Takes an inbound socket; the remote's listen port is learned from its `p`. */
+  static accept(socket: net.Socket, infoHash: Buffer, extensions: Extension[], ourListenPort: number, timeoutMs = 10_000): Promise<TcpExtensionConnection> {
+    const conn = new TcpExtensionConnection(socket, socket.remoteAddress ?? '?', socket.remotePort ?? 0, extensions);
+    conn.listenPort = 0;
+    conn.begin(infoHash, ourListenPort);
+    return conn.ready(timeoutMs);
+  }
+
+  private begin(infoHash: Buffer, ourListenPort: number): void {
+    this.socket.write(encodeHandshake(infoHash, randomBytes(20), { extended: true }));
+    const m: Record<string, number> = {};
+    this.extensions.forEach((e, i) => { m[e.name] = i + 1; });
+    const dict: Record<string, unknown> = { m, p: ourListenPort, v: 'shoal-ext-test' };
+    for (const e of this.extensions) Object.assign(dict, e.handshakeFields?.() ?? {});
+    this.socket.write(encodeExtended(0, encode(dict)));
+  }
+
+  private ready(timeoutMs: number): Promise<TcpExtensionConnection> {
+    const socket = this.socket;
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port });
-      const conn = new TcpExtensionConnection(socket, host, port, extensions);
-      const timer = setTimeout(() => { socket.destroy(); reject(new Error(`no extended handshake from ${host}:${port} in ${timeoutMs} ms`)); }, timeoutMs);
-      socket.on('connect', () => {
-        socket.write(encodeHandshake(infoHash, randomBytes(20), { extended: true }));
-        const m: Record<string, number> = {};
-        extensions.forEach((e, i) => { m[e.name] = i + 1; });
-        const dict: Record<string, unknown> = { m, p: ourListenPort, v: 'shoal-ext-test' };
-        for (const e of extensions) Object.assign(dict, e.handshakeFields?.() ?? {});
-        socket.write(encodeExtended(0, encode(dict)));
-      });
+      const timer = setTimeout(() => { this.close('no extended handshake'); reject(new Error(`no extended handshake from ${this.address} in ${timeoutMs} ms`)); }, timeoutMs);
       socket.on('data', (chunk: Buffer) => {
         try {
-          conn.onData(chunk);
-          if (conn.remoteHandshake !== undefined) { clearTimeout(timer); resolve(conn); }
+          this.onData(chunk);
+          if (this.remoteHandshake !== undefined) { clearTimeout(timer); resolve(this); }
         } catch (e) {
           clearTimeout(timer);
-          conn.close(`test transport: ${(e as Error).message}`);
+          this.close(`test transport: ${(e as Error).message}`);
           reject(e as Error);
         }
       });
-      socket.on('error', (e) => { clearTimeout(timer); reject(e); conn.end(); });
-      socket.on('close', () => { clearTimeout(timer); reject(new Error('connection closed before the extended handshake')); conn.end(); });
+      socket.on('error', (e) => { clearTimeout(timer); reject(e); this.end(); });
+      socket.on('close', () => { clearTimeout(timer); reject(new Error('connection closed before the extended handshake')); this.end(); });
     });
   }
 
@@ -100,6 +117,8 @@ export class TcpExtensionConnection implements ExtensionConnection {
       if (id === 0) {
         const dict = decode(payload, { allowUnsortedKeys: true }) as Record<string, unknown>;
         this.remoteHandshake = dict;
+        const p = dict['p'];
+        if (!this.outbound && typeof p === 'number' && p > 0 && p < 65536) this.listenPort = p;
         for (const e of this.extensions) e.onHandshake?.(this, dict);
       } else {
         this.extensions[id - 1]?.onMessage(this, payload);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decode, decodeWithSpans } from '../../src/bencode/index.js';
+import { decode, decodeWithSpans, encode } from '../../src/bencode/index.js';
 import { decodeCompactPeers4 } from '../../src/discovery/compact.js';
 import { UtMetadata } from '../../src/extensions/ut-metadata.js';
 import { UtPex } from '../../src/extensions/ut-pex.js';
@@ -15,6 +15,10 @@ import { withScope } from '../helpers/real-peers/scope.js';
 import type { Scope } from '../helpers/real-peers/scope.js';
 import { TestMetadataHost, sha1 } from '../helpers/metadata-fixtures.js';
 import { TcpExtensionConnection } from '../helpers/tcp-extension-conn.js';
+import { SYSTEM_PYTHON } from '../helpers/real-peers/libtorrent.js';
+import { startProcess } from '../helpers/real-peers/proc.js';
+import { createServer } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 const HOST = '127.0.0.1';
 
@@ -98,5 +102,64 @@ test('ut_metadata and ut_pex against a libtorrent seed', { timeout: 120_000 }, a
       assert.deepEqual(show(learned[1]!), [`${HOST}:40101`]);
       for (const c of conns) assert.equal(c.closed, false, c.closedReason);
     });
+  });
+});
+
+/** libtorrent given only a magnet link and our address: prints the info-hash and size once it has the metadata. */
+const LT_MAGNET = `
+import json, sys, time
+import libtorrent as lt
+ses = lt.session({"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
+                  "enable_upnp": False, "enable_natpmp": False,
+                  "enable_outgoing_utp": False, "enable_incoming_utp": False})
+params = lt.parse_magnet_uri(sys.argv[1])
+params.save_path = sys.argv[2]
+h = ses.add_torrent(params)
+deadline = time.time() + 40
+last = 0
+while time.time() < deadline:
+    st = h.status()
+    if st.has_metadata:
+        ti = h.torrent_file()
+        print(json.dumps({"event": "metadata", "infoHash": str(ti.info_hash()), "size": ti.metadata_size()}), flush=True)
+        break
+    if time.time() - last > 1:
+        last = time.time()
+        h.connect_peer(("127.0.0.1", int(sys.argv[3])))
+    ses.wait_for_alert(100)
+    ses.pop_alerts()
+`;
+
+test('libtorrent with only a magnet link fetches the info dict that UtMetadata serves', { timeout: 60_000 }, async (t) => {
+  if (!requirePeer(t, 'python3:libtorrent', 'python3-libtorrent')) return;
+  await withScope(async (s) => {
+    const dir = await s.tempDir('shoal-ext-');
+    // An info dict of 3 metadata pieces, built without any payload (libtorrent only needs the metadata here).
+    const pieces = Buffer.alloc(2048 * 20);
+    for (let i = 0; i < pieces.length; i++) pieces[i] = (i * 131 + 7) & 0xff;
+    const info = encode({ length: 2048 * 16384, name: 'served.bin', 'piece length': 16384, pieces });
+    const infoHash = sha1(info);
+    const host = new TestMetadataHost(infoHash, info);
+    const ext = new UtMetadata(host);
+    const conns: TcpExtensionConnection[] = [];
+    const server = createServer((socket: Socket) => {
+      void TcpExtensionConnection.accept(socket, infoHash, [ext], (server.address() as AddressInfo).port)
+        .then((c) => conns.push(c), () => {}); // libtorrent's first try is encrypted (MSE), which this transport refuses
+    });
+    await new Promise<void>((r) => server.listen(0, HOST, r));
+    s.defer(() => new Promise<void>((r) => { for (const c of conns) c.close('test done'); server.close(() => r()); }));
+    const port = (server.address() as AddressInfo).port;
+    const lt = startProcess('libtorrent magnet', SYSTEM_PYTHON, ['-c', LT_MAGNET, `magnet:?xt=urn:btih:${infoHash.toString('hex')}`, join(dir, 'lt'), String(port)]);
+    s.defer(() => lt.stop());
+    const got = await new Promise<{ infoHash: string; size: number }>((resolve, reject) => {
+      lt.onLine((line, stream) => {
+        if (stream === 'stdout' && line.startsWith('{')) resolve(JSON.parse(line) as { infoHash: string; size: number });
+      });
+      void lt.exited.then(({ code }) => reject(new Error(`libtorrent exited (${code}) without the metadata:\n${lt.logTail()}`)));
+    });
+    assert.equal(got.infoHash, infoHash.toString('hex'));
+    assert.equal(got.size, info.length);
+    assert.ok(conns.length >= 1);
+    for (const c of conns) assert.equal(c.closedReason, undefined);
   });
 });
