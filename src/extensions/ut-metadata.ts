@@ -202,8 +202,12 @@ export class UtMetadata implements Extension {
 
   /** Called about once a second: moves slow requests to other peers. */
   tick(): void {
+    if (!this.fetching) return;
     const a = this.attempt;
-    if (a === undefined || !this.fetching) return;
+    if (a === undefined) {
+      this.schedule();
+      return;
+    }
     const now = this.now();
     let isolatedTimedOut = false;
     for (const peer of this.peers.values()) {

@@ -6,6 +6,7 @@ import {
   decodeCompactPeers4, decodeCompactPeers6, encodeCompactPeer4, encodeCompactPeer6, isValidPort,
 } from '../discovery/compact.js';
 import type { PeerAddress } from '../discovery/compact.js';
+import { mayContact } from '../util/sandbox.js';
 
 /**
  * BEP 11 `ut_pex`: tells each connected peer, at most once a minute, which peers we are connected to now (as a diff
@@ -70,6 +71,8 @@ export interface UtPexOptions {
   maxAcceptedPerMessage?: number;
   /** Addresses remembered per connection (default 200); announcements past it are ignored until some are dropped. */
   maxKnownPerPeer?: number;
+  /** Which learned hosts may be passed on at all (default: `mayContact`, so under SHOAL_SANDBOX only sandbox ones). */
+  mayLearn?: (host: string) => boolean;
   now?: () => number;
 }
 
@@ -154,6 +157,7 @@ export class UtPex implements Extension {
   private readonly maxPerMessage: number;
   private readonly maxAccepted: number;
   private readonly maxKnown: number;
+  private readonly mayLearn: (host: string) => boolean;
   /** Incoming: one message per this many ms is fine (half the interval, capped at half the BEP's minute). */
   private readonly minGapMs: number;
   private readonly now: () => number;
@@ -165,6 +169,7 @@ export class UtPex implements Extension {
     this.maxPerMessage = opts.maxPerMessage ?? PEX_MAX_PER_MESSAGE;
     this.maxAccepted = opts.maxAcceptedPerMessage ?? PEX_MAX_ACCEPTED_PER_MESSAGE;
     this.maxKnown = opts.maxKnownPerPeer ?? PEX_MAX_KNOWN_PER_PEER;
+    this.mayLearn = opts.mayLearn ?? ((host) => mayContact(host));
     // A peer we configured a long interval for may still send once a minute as BEP 11 allows.
     this.minGapMs = Math.min(this.intervalMs, PEX_DEFAULT_INTERVAL_MS) / 2;
     this.now = opts.now ?? Date.now;
@@ -257,7 +262,7 @@ export class UtPex implements Extension {
         if (!senderLocal && isLocal(compact)) continue;
         const [address] = len === 6 ? decodeCompactPeers4(compact) : decodeCompactPeers6(compact);
         if (address === undefined) continue;
-        if (this.host.isOwnAddress?.(address) === true) continue;
+        if (this.host.isOwnAddress?.(address) === true || !this.mayLearn(address.host)) continue;
         if (st.known.size >= this.maxKnown) break;
         seenIps.add(ip);
         st.known.add(key);
