@@ -162,6 +162,8 @@ export class UtPex implements Extension {
   private readonly minGapMs: number;
   private readonly now: () => number;
   private readonly conns = new Map<ExtensionConnection, ConnState>();
+  /** Closed connections: late messages on them are ignored and keep no state. */
+  private readonly gone = new WeakSet<ExtensionConnection>();
 
   constructor(host: PexHost, opts: UtPexOptions = {}) {
     this.host = host;
@@ -176,10 +178,11 @@ export class UtPex implements Extension {
   }
 
   onHandshake(conn: ExtensionConnection): void {
-    this.stateFor(conn);
+    if (!this.gone.has(conn)) this.stateFor(conn);
   }
 
   onClose(conn: ExtensionConnection): void {
+    this.gone.add(conn);
     this.conns.delete(conn);
   }
 
@@ -200,6 +203,7 @@ export class UtPex implements Extension {
   }
 
   onMessage(conn: ExtensionConnection, payload: Buffer): void {
+    if (this.gone.has(conn)) return;
     const st = this.stateFor(conn);
     const now = this.now();
     st.tokens = Math.min(INCOMING_BURST, st.tokens + Math.max(0, now - st.tokensAt) / this.minGapMs);
@@ -339,6 +343,7 @@ export class UtPex implements Extension {
   }
 
   private close(st: ConnState, reason: string): void {
+    this.gone.add(st.conn);
     this.conns.delete(st.conn);
     st.conn.close(reason);
   }

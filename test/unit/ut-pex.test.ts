@@ -310,8 +310,10 @@ test('fuzz (seeded): hostile PEX messages only ever close the connection, and wh
     added: Buffer.concat([encodeCompactPeer4('127.0.0.50', 50), encodeCompactPeer4('127.0.0.51', 51)]), 'added.f': Buffer.from([1, 2]),
     added6: encodeCompactPeer6('::1', 52), 'added6.f': Buffer.from([4]), dropped: encodeCompactPeer4('127.0.0.53', 53),
   });
-  const t = linkToRaw();
+  let t = linkToRaw();
+  let closes = 0;
   const check = (payload: Buffer): void => {
+    if (t.toRaw.closed) { t = linkToRaw(); closes++; } // a closed connection ignores everything: start afresh
     const before = t.host.learned.length;
     try {
       t.pex.onMessage(t.toRaw, payload);
@@ -332,4 +334,13 @@ test('fuzz (seeded): hostile PEX messages only ever close the connection, and wh
       check(buf);
     }), { numRuns: 2000, seed: 0x5eed });
   fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (u) => check(Buffer.from(u))), { numRuns: 1000, seed: 11 });
+  assert.ok(closes > 100, `the fuzz reached the closing paths (${closes} closes)`);
+});
+
+test('messages arriving on a connection after it closed are ignored', () => {
+  const t = linkToRaw();
+  t.send(Buffer.from('garbage'));
+  assert.equal(t.toRaw.closed, true);
+  t.pex.onMessage(t.toRaw, encode({ added: encodeCompactPeer4('127.0.0.90', 1) }));
+  assert.equal(t.host.learned.length, 0);
 });
