@@ -108,6 +108,8 @@ export class UtMetadata implements Extension {
   private readonly timeoutMs: number;
   private readonly now: () => number;
   private readonly peers = new Map<ExtensionConnection, Peer>();
+  /** Connections we dropped or saw close: anything still arriving on them is ignored, and no state is kept. */
+  private readonly gone = new WeakSet<ExtensionConnection>();
   private attempt: Attempt | undefined;
   /** Sizes whose every claimer sent data that failed the hash. */
   private readonly badSizes = new Set<number>();
@@ -144,6 +146,7 @@ export class UtMetadata implements Extension {
   }
 
   onHandshake(conn: ExtensionConnection, dict: Record<string, unknown>): void {
+    if (this.gone.has(conn)) return;
     const peer = this.peerFor(conn);
     const claimed = dict['metadata_size'];
     const oldSize = peer.size;
@@ -162,6 +165,7 @@ export class UtMetadata implements Extension {
   }
 
   onClose(conn: ExtensionConnection): void {
+    this.gone.add(conn);
     const peer = this.peers.get(conn);
     if (peer === undefined) return;
     this.forget(peer);
@@ -169,6 +173,7 @@ export class UtMetadata implements Extension {
   }
 
   onMessage(conn: ExtensionConnection, payload: Buffer): void {
+    if (this.gone.has(conn)) return;
     const peer = this.peerFor(conn);
     if (payload.length > MAX_MESSAGE_SIZE) {
       this.drop(peer, `ut_metadata: message of ${payload.length} bytes is larger than any valid one`);
@@ -202,8 +207,12 @@ export class UtMetadata implements Extension {
 
   /** Called about once a second: moves slow requests to other peers. */
   tick(): void {
+    if (!this.fetching) return;
     const a = this.attempt;
-    if (a === undefined || !this.fetching) return;
+    if (a === undefined) {
+      this.schedule();
+      return;
+    }
     const now = this.now();
     let isolatedTimedOut = false;
     for (const peer of this.peers.values()) {
@@ -487,6 +496,7 @@ export class UtMetadata implements Extension {
   }
 
   private drop(peer: Peer, reason: string): void {
+    this.gone.add(peer.conn);
     this.forget(peer);
     peer.conn.close(reason);
     this.schedule();

@@ -6,6 +6,7 @@ import {
   decodeCompactPeers4, decodeCompactPeers6, encodeCompactPeer4, encodeCompactPeer6, isValidPort,
 } from '../discovery/compact.js';
 import type { PeerAddress } from '../discovery/compact.js';
+import { mayContact } from '../util/sandbox.js';
 
 /**
  * BEP 11 `ut_pex`: tells each connected peer, at most once a minute, which peers we are connected to now (as a diff
@@ -70,6 +71,8 @@ export interface UtPexOptions {
   maxAcceptedPerMessage?: number;
   /** Addresses remembered per connection (default 200); announcements past it are ignored until some are dropped. */
   maxKnownPerPeer?: number;
+  /** Which learned hosts may be passed on at all (default: `mayContact`, so under SHOAL_SANDBOX only sandbox ones). */
+  mayLearn?: (host: string) => boolean;
   now?: () => number;
 }
 
@@ -154,10 +157,13 @@ export class UtPex implements Extension {
   private readonly maxPerMessage: number;
   private readonly maxAccepted: number;
   private readonly maxKnown: number;
+  private readonly mayLearn: (host: string) => boolean;
   /** Incoming: one message per this many ms is fine (half the interval, capped at half the BEP's minute). */
   private readonly minGapMs: number;
   private readonly now: () => number;
   private readonly conns = new Map<ExtensionConnection, ConnState>();
+  /** Closed connections: late messages on them are ignored and keep no state. */
+  private readonly gone = new WeakSet<ExtensionConnection>();
 
   constructor(host: PexHost, opts: UtPexOptions = {}) {
     this.host = host;
@@ -165,16 +171,18 @@ export class UtPex implements Extension {
     this.maxPerMessage = opts.maxPerMessage ?? PEX_MAX_PER_MESSAGE;
     this.maxAccepted = opts.maxAcceptedPerMessage ?? PEX_MAX_ACCEPTED_PER_MESSAGE;
     this.maxKnown = opts.maxKnownPerPeer ?? PEX_MAX_KNOWN_PER_PEER;
+    this.mayLearn = opts.mayLearn ?? ((host) => mayContact(host));
     // A peer we configured a long interval for may still send once a minute as BEP 11 allows.
     this.minGapMs = Math.min(this.intervalMs, PEX_DEFAULT_INTERVAL_MS) / 2;
     this.now = opts.now ?? Date.now;
   }
 
   onHandshake(conn: ExtensionConnection): void {
-    this.stateFor(conn);
+    if (!this.gone.has(conn)) this.stateFor(conn);
   }
 
   onClose(conn: ExtensionConnection): void {
+    this.gone.add(conn);
     this.conns.delete(conn);
   }
 
@@ -195,6 +203,7 @@ export class UtPex implements Extension {
   }
 
   onMessage(conn: ExtensionConnection, payload: Buffer): void {
+    if (this.gone.has(conn)) return;
     const st = this.stateFor(conn);
     const now = this.now();
     st.tokens = Math.min(INCOMING_BURST, st.tokens + Math.max(0, now - st.tokensAt) / this.minGapMs);
@@ -257,7 +266,7 @@ export class UtPex implements Extension {
         if (!senderLocal && isLocal(compact)) continue;
         const [address] = len === 6 ? decodeCompactPeers4(compact) : decodeCompactPeers6(compact);
         if (address === undefined) continue;
-        if (this.host.isOwnAddress?.(address) === true) continue;
+        if (this.host.isOwnAddress?.(address) === true || !this.mayLearn(address.host)) continue;
         if (st.known.size >= this.maxKnown) break;
         seenIps.add(ip);
         st.known.add(key);
@@ -334,6 +343,7 @@ export class UtPex implements Extension {
   }
 
   private close(st: ConnState, reason: string): void {
+    this.gone.add(st.conn);
     this.conns.delete(st.conn);
     st.conn.close(reason);
   }

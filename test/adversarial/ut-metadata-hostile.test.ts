@@ -159,3 +159,13 @@ test('a peer that claims the maximum size and then stalls costs one bounded buff
   assert.ok(staller.messages.length <= 8, `requests sent: ${staller.messages.length}`);
   assert.equal(toStaller.closed, false);
 });
+
+test('messages arriving on a connection after it was dropped are ignored and keep no state', () => {
+  const t = fetcherWithRequests();
+  t.fetcher.onMessage(t.conn, Buffer.from('garbage'));
+  assert.match(t.conn.closedReason ?? '', /malformed/);
+  mustNotThrow(() => t.fetcher.onMessage(t.conn, dataMsg(0)), 'late data');
+  mustNotThrow(() => t.fetcher.onHandshake(t.conn, { m: { ut_metadata: 1 }, metadata_size: INFO.length }), 'late handshake');
+  assert.deepEqual(t.fetcher.progress().peers, 0);
+  onlyTrueMetadata(t.host);
+});

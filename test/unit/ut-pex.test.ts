@@ -48,11 +48,13 @@ function parseMsg(b: Buffer): Msg {
 }
 
 /** Our UtPex (A, at 127.0.0.1:6881) linked to a raw recorder (B). */
-function linkToRaw(opts: { intervalMs?: number; bAt?: { host: string; port: number }; listenPort?: number; bHandshake?: Record<string, unknown> } = {}) {
+function linkToRaw(opts: { intervalMs?: number; bAt?: { host: string; port: number }; listenPort?: number; bHandshake?: Record<string, unknown>; mayLearn?: (host: string) => boolean } = {}) {
   const clock = new Clock();
   const net = new Network();
   const host = new TestPexHost(opts.listenPort);
-  const pex = new UtPex(host, { now: clock.now, ...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {}) });
+  const pex = new UtPex(host, {
+    now: clock.now, ...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {}), ...(opts.mayLearn !== undefined ? { mayLearn: opts.mayLearn } : {}),
+  });
   const raw = new RawExtension('ut_pex');
   const [toRaw, fromA] = net.connect(new Node([pex]), { host: '127.0.0.1', port: 6881 }, new Node([raw]), opts.bAt ?? { host: '127.0.0.9', port: 7009 },
     opts.bHandshake !== undefined ? { bHandshake: opts.bHandshake } : {});
@@ -75,7 +77,7 @@ test('round trip between two UtPex: v4 and v6 peers with their flags', () => {
   hostA.connect('::1', 7022, PEX_FLAG_UTP);
   hostA.connect('fd00::1:2', 7023, 0);
   const a = new UtPex(hostA, { now: clock.now });
-  const b = new UtPex(hostB, { now: clock.now });
+  const b = new UtPex(hostB, { now: clock.now, mayLearn: () => true }); // fd00::1:2 is outside the test sandbox
   const [ab] = net.connect(new Node([a]), { host: '127.0.0.1', port: 6881 }, new Node([b]), { host: '127.0.0.2', port: 6882 });
   net.run();
   a.tick();
@@ -211,7 +213,7 @@ test('incoming: dedupe per connection, dropped entries may be learned again, kno
 
 test('incoming: never learns the sender itself, our own address, a repeated IP, or unusable addresses', () => {
   const yourip = Buffer.from([198, 18, 0, 1]);
-  const t = linkToRaw({ bAt: { host: '198.18.0.9', port: 7009 }, listenPort: 6881, bHandshake: { yourip } });
+  const t = linkToRaw({ bAt: { host: '198.18.0.9', port: 7009 }, listenPort: 6881, bHandshake: { yourip }, mayLearn: () => true });
   t.send({
     added: Buffer.concat([
       encodeCompactPeer4('198.18.0.9', 7009),   // the sender's own listen address
@@ -233,6 +235,22 @@ test('incoming: never learns the sender itself, our own address, a repeated IP, 
     { host: '198.18.0.52', port: 1000, flags: 0x02 },
     { host: '2001:db8::1', port: 1000, flags: 0 },
   ]);
+});
+
+test('incoming: by default only addresses the sandbox policy allows are learned', () => {
+  const prev = process.env['SHOAL_SANDBOX'];
+  process.env['SHOAL_SANDBOX'] = '1';
+  try {
+    const t = linkToRaw({ bAt: { host: '198.18.0.9', port: 7009 } });
+    t.send({
+      added: Buffer.concat([encodeCompactPeer4('198.18.0.60', 1), encodeCompactPeer4('203.0.113.7', 1)]),
+      added6: encodeCompactPeer6('2001:db8::9', 1),
+    });
+    assert.deepEqual(t.host.all(), ['198.18.0.60:1']);
+  } finally {
+    if (prev === undefined) delete process.env['SHOAL_SANDBOX'];
+    else process.env['SHOAL_SANDBOX'] = prev;
+  }
 });
 
 test('incoming: isOwnAddress from the host is honoured', () => {
@@ -292,8 +310,10 @@ test('fuzz (seeded): hostile PEX messages only ever close the connection, and wh
     added: Buffer.concat([encodeCompactPeer4('127.0.0.50', 50), encodeCompactPeer4('127.0.0.51', 51)]), 'added.f': Buffer.from([1, 2]),
     added6: encodeCompactPeer6('::1', 52), 'added6.f': Buffer.from([4]), dropped: encodeCompactPeer4('127.0.0.53', 53),
   });
-  const t = linkToRaw();
+  let t = linkToRaw();
+  let closes = 0;
   const check = (payload: Buffer): void => {
+    if (t.toRaw.closed) { t = linkToRaw(); closes++; } // a closed connection ignores everything: start afresh
     const before = t.host.learned.length;
     try {
       t.pex.onMessage(t.toRaw, payload);
@@ -314,4 +334,13 @@ test('fuzz (seeded): hostile PEX messages only ever close the connection, and wh
       check(buf);
     }), { numRuns: 2000, seed: 0x5eed });
   fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (u) => check(Buffer.from(u))), { numRuns: 1000, seed: 11 });
+  assert.ok(closes > 100, `the fuzz reached the closing paths (${closes} closes)`);
+});
+
+test('messages arriving on a connection after it closed are ignored', () => {
+  const t = linkToRaw();
+  t.send(Buffer.from('garbage'));
+  assert.equal(t.toRaw.closed, true);
+  t.pex.onMessage(t.toRaw, encode({ added: encodeCompactPeer4('127.0.0.90', 1) }));
+  assert.equal(t.host.learned.length, 0);
 });
