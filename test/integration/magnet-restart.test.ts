@@ -137,12 +137,14 @@ test('a liar seen alone first (claiming the true size) does not keep the honest 
     while (liar.closedByRemote === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.ok(liar.served > 0 && liar.closedByRemote > 0, `the liar was asked (${liar.served}) and dropped (${liar.closedByRemote})`);
     assert.equal(tor.hasMetadata, false);
+    const servedAtDrop = liar.served;
     // Now an honest peer with the same (true) size turns up.
     tor.addPeer({ host: '127.0.0.1', port: seed.client.port });
     const got = await waitEvent<[Metainfo]>(tor, 'metadata', 15_000).catch((e: Error) => {
       throw new Error(`${e.message}; liar served ${liar.served}, connections ${liar.connections}\n${describe(tor)}`);
     });
     assert.ok(got[0].infoBuffer.equals(meta.infoBuffer));
+    assert.equal(liar.served, servedAtDrop, `the liar, redialed as an explicit peer (${liar.connections} connections), was not asked again`);
     await waitDone(tor, 15_000, 'download');
     assert.deepEqual(await compareContent(meta, data, dir), []);
   });
