@@ -12,7 +12,7 @@ import type { Extension, ExtensionConnection } from '../connection/extension.js'
  * dictionary hashes to the info-hash, so when an assembly from several peers fails we cannot tell who lied: we then
  * fetch the whole dictionary from one claimer at a time ("isolation"), which pins the failure on one peer. Metadata
  * is small (typically well under 1 MiB), so the re-fetch costs little, and honest peers are never dropped for a
- * liar's pieces. A size every claimer of which failed is never tried again.
+ * liar's pieces. A peer that sent a whole wrong dictionary alone is dropped and its claims ignored from then on.
  */
 
 export interface MetadataHost {
@@ -51,6 +51,8 @@ const MAX_MESSAGE_SIZE = METADATA_PIECE_SIZE + 1024;
 const FLOOD_BASE_BURST = 32;
 const FLOOD_WINDOW_MS = 60_000;
 
+/** Addresses remembered as having sent a whole wrong dictionary (oldest forgotten first). */
+const MAX_BAD_SOURCES = 1024;
 /** Failed mixed assemblies remembered for blame (each costs 20 bytes per piece). */
 const MAX_EVIDENCE = 4;
 
@@ -111,8 +113,12 @@ export class UtMetadata implements Extension {
   /** Connections we dropped or saw close: anything still arriving on them is ignored, and no state is kept. */
   private readonly gone = new WeakSet<ExtensionConnection>();
   private attempt: Attempt | undefined;
-  /** Sizes whose every claimer sent data that failed the hash. */
-  private readonly badSizes = new Set<number>();
+  /**
+   * Addresses that sent, alone, a whole dictionary that failed the hash. Their claims are ignored when they
+   * reconnect (explicit peers are redialed). Kept per address, not per size: a liar claiming the true size must not
+   * stop an honest peer that turns up later with that same size from being asked.
+   */
+  private readonly badSources = new Set<string>();
   /** Sizes where a multi-peer assembly failed: fetched one peer at a time from then on. */
   private readonly isolating = new Set<number>();
   /** Per-piece digests and senders of failed mixed assemblies, to pin the bad pieces once the true bytes are known. */
@@ -135,7 +141,7 @@ export class UtMetadata implements Extension {
 
   progress(): { pieces: number; received: number; peers: number } {
     let peers = 0;
-    for (const p of this.peers.values()) if (p.size !== undefined && !this.badSizes.has(p.size)) peers++;
+    for (const p of this.peers.values()) if (p.size !== undefined) peers++;
     const a = this.attempt;
     return { pieces: a?.numPieces ?? 0, received: a?.received ?? 0, peers };
   }
@@ -151,7 +157,8 @@ export class UtMetadata implements Extension {
     const claimed = dict['metadata_size'];
     const oldSize = peer.size;
     peer.size = undefined;
-    if (conn.supports(this.name) && typeof claimed === 'number' && Number.isSafeInteger(claimed) && claimed > 0 && this.fetching) {
+    if (conn.supports(this.name) && typeof claimed === 'number' && Number.isSafeInteger(claimed) && claimed > 0 && this.fetching
+      && !this.badSources.has(conn.address)) {
       if (claimed > this.maxSize) {
         const what = `peer ${conn.address} claims metadata of ${formatSize(claimed)}, over the ${formatSize(this.maxSize)} limit`;
         this.host.warning(what);
@@ -337,8 +344,9 @@ export class UtMetadata implements Extension {
     this.attempt = undefined;
     if (contributors.size === 1) {
       const [liar] = contributors;
+      if (this.badSources.size >= MAX_BAD_SOURCES) this.badSources.delete(this.badSources.values().next().value!);
+      this.badSources.add(liar!.conn.address);
       this.drop(liar!, `ut_metadata: sent ${formatSize(a.size)} of metadata that does not match the info-hash`);
-      if (![...this.peers.values()].some((p) => p.size === a.size)) this.badSizes.add(a.size);
     } else {
       // Cannot tell which contributor lied: fetch from one claimer at a time from now on, and keep per-piece
       // digests so whoever sent a wrong piece is known once the true bytes are.
@@ -376,7 +384,7 @@ export class UtMetadata implements Extension {
     // The size most usable peers agree on; ties go to the peer seen first.
     const counts = new Map<number, number>();
     for (const p of this.peers.values()) {
-      if (p.size === undefined || this.badSizes.has(p.size)) continue;
+      if (p.size === undefined) continue;
       counts.set(p.size, (counts.get(p.size) ?? 0) + 1);
     }
     let size: number | undefined, best = 0;
