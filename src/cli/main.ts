@@ -69,6 +69,8 @@ export function buildProgram(): Command {
     .option('--save-torrent <file>', 'with --fetch: save the metadata as this .torrent')
     .option('--timeout <seconds>', 'with --fetch: give up (exit 5) after this long', '60')
     .option('--port <port>', 'with --fetch: peer listen port (default: any free port)')
+    .option('--no-dht', 'with --fetch: no DHT (BEP 5)')
+    .option('--dht-bootstrap <host:port>', 'with --fetch: DHT node to bootstrap from (repeatable)', collect)
     .option('--host <address>', 'with --fetch: listen address')
     .action(action(async (out, source: string, opts: Record<string, unknown>) => {
       await infoCommand(source, opts, out);
@@ -91,6 +93,8 @@ export function buildProgram(): Command {
     .option('--recheck', 'hash all data instead of trusting resume data')
     .option('--no-lsd', 'no local service discovery (BEP 14) on the LAN')
     .option('--no-pex', 'no peer exchange (BEP 11)')
+    .option('--no-dht', 'no DHT (BEP 5)')
+    .option('--dht-bootstrap <host:port>', 'DHT node to bootstrap from (repeatable; default: the public routers)', collect)
     .option('--port <port>', 'peer listen port (0 = any free port)', '6881')
     .option('--host <address>', 'listen address (default: all, IPv4 and IPv6)')
     .option('--upload-limit <bytes/s>', 'upload limit, e.g. 10MiB')
@@ -105,6 +109,8 @@ export function buildProgram(): Command {
     .option('--save-torrent <file>', 'with a magnet link: also save the fetched metadata as this .torrent')
     .option('--no-lsd', 'no local service discovery (BEP 14) on the LAN')
     .option('--no-pex', 'no peer exchange (BEP 11)')
+    .option('--no-dht', 'no DHT (BEP 5)')
+    .option('--dht-bootstrap <host:port>', 'DHT node to bootstrap from (repeatable; default: the public routers)', collect)
     .option('--peer <host:port>', 'connect to this peer directly (repeatable)', collect)
     .option('--seed', 'keep seeding after the download completes, until Ctrl-C')
     .option('--select <list>', 'download only these files (numbers from `shoal info`, e.g. 0,2)')

@@ -1,4 +1,5 @@
 import type { TokenBucket } from './token-bucket.js';
+import type { Dht } from '../dht/index.js';
 
 /** What a torrent needs from the client that owns it. */
 export interface TorrentContext {
@@ -16,6 +17,8 @@ export interface TorrentContext {
   /** Peer exchange (BEP 11) for public torrents. */
   readonly pex: boolean;
   readonly pexIntervalMs: number | undefined;
+  /** The client's DHT node, once listening; null when off. */
+  readonly dht: Dht | null;
   /** Connections the whole client may still open. */
   globalSlots(): number;
 }

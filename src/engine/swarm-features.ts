@@ -3,10 +3,12 @@ import { UtMetadata } from '../extensions/ut-metadata.js';
 import { PEX_FLAG_REACHABLE, PEX_FLAG_SEED, UtPex, type PexPeer } from '../extensions/ut-pex.js';
 import { LsdPeerSource, type Lsd } from '../discovery/lsd.js';
 import type { Torrent } from './torrent.js';
+import { DhtPeerSource, type Dht } from '../dht/index.js';
 
 /** Client-wide services a torrent's swarm features hang on. */
 export interface SwarmServices {
   readonly lsd: Lsd | null;
+  readonly dht: Dht | null;
   readonly pex: boolean;
   readonly pexIntervalMs?: number | undefined;
 }
@@ -37,6 +39,7 @@ export function installSwarmFeatures(t: Torrent, services: SwarmServices): void 
     t.useExtension(pex, () => pex.tick());
   }
   if (services.lsd && !knownPrivate) t.addSource(new LsdPeerSource(services.lsd, t.infoHash));
+  if (services.dht && !knownPrivate) t.addSource(new DhtPeerSource(services.dht, t.swarmState));
 }
 
 /** Listen addresses of the peers we are connected to, with BEP 11 flags. */

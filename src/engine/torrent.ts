@@ -98,6 +98,7 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       infoHash: spec.infoHash,
       peerId: ctx.peerId,
       localAddress: ctx.localAddress,
+      get dht() { return ctx.dht !== null; },
       connectionSlots: () => Math.min(ctx.maxPeersPerTorrent - self.conns.size, ctx.globalSlots()),
       isConnected: (address) => self.isConnected(address),
       attach: (socket, handshake, rest, addr, outbound) => self.attach(socket, handshake, rest, addr, outbound),
@@ -315,6 +316,9 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
     const extra: Record<string, unknown> = { v: this.ctx.clientName, reqq: MAX_QUEUED_REQUESTS };
     if (this.ctx.port > 0) extra['p'] = this.ctx.port;
     c.greet(content ? content.have : null, extra, { hideHave: content?.hidesPieces === true });
+    // BEP 5: both sides set the DHT bit, so tell the peer where our node listens.
+    const dht = this.ctx.dht;
+    if (dht && c.handshake.dht && !this.isPrivate) c.sendDhtPort(dht.port);
     content?.greeted(c);
   }
 
@@ -407,7 +411,10 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
   piece(c: PeerConnection, index: number, begin: number, length: number): void { this.ready()?.piece(c, index, begin, length); }
   reject(c: PeerConnection, index: number, begin: number, length: number): void { this.ready()?.reject(c, index, begin, length); }
   allowedFast(c: PeerConnection): void { this.ready()?.allowedFast(c); }
-  dhtPort(c: PeerConnection, port: number): void { this.emit('dhtnode', { host: c.host, port }); }
+  /** BEP 5 PORT: the peer runs a DHT node there; our node pings it and keeps it if it answers. */
+  dhtPort(c: PeerConnection, port: number): void {
+    if (!this.isPrivate) this.ctx.dht?.addNode({ host: c.host, port });
+  }
   drain(c: PeerConnection): void { this.ready()?.drain(c); }
 
   extendedHandshake(c: PeerConnection): void {
@@ -510,6 +517,7 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       state: this.stateValue,
       knownPeers: this.peerManager.knownCount,
       piecesInFlight: content?.downloader.piecesInFlight ?? 0,
+      ...(this.ctx.dht ? { dht: { nodes: this.ctx.dht.stats().nodes, lookups: this.ctx.dht.stats().lookups } } : {}),
     };
   }
 

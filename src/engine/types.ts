@@ -34,6 +34,12 @@ export interface ClientOptions {
   /** IPv4 address of the interface LSD multicasts on (default: the system's choice). */
   lsdInterface?: string;
   /**
+   * The mainline DHT (BEP 5), one node per client on UDP at the same port number as the peer port. Default on, with
+   * no bootstrap nodes: an embedder chooses them (the CLI uses the public routers, dropped under SHOAL_SANDBOX=1).
+   * `false` turns it off; private torrents never use it.
+   */
+  dht?: boolean | { bootstrap?: string[]; stateFile?: string };
+  /**
    * Check the invariants that span the picker, downloader, storage and connections on every tick and connection
    * change, throwing on the first broken one. Default: on when SHOAL_DEBUG_INVARIANTS=1 (the test runner sets it).
    */
@@ -102,6 +108,8 @@ export interface TorrentStats {
   knownPeers: number;
   /** Pieces with a download buffer (requested or partly received, or being verified). */
   piecesInFlight: number;
+  /** The client's DHT node, when it runs one: routing-table size and lookups done. */
+  dht?: { nodes: number; lookups: number };
 }
 
 /** 'metadata': a magnet waiting for its info dictionary from peers. */

@@ -5,7 +5,7 @@ import { parseMagnet, type Metainfo } from '../../metainfo/index.js';
 import { formatPeerAddress, parsePeerAddress } from '../../discovery/compact.js';
 import { Client } from '../../engine/index.js';
 import { ShoalError } from '../../util/errors.js';
-import { clientOptions } from './network-options.js';
+import { clientOptions, type NetworkOptions } from './network-options.js';
 import { forwardWarnings } from './run-torrent.js';
 import { formatBytes, type Output } from '../output.js';
 import { loadTorrent } from './load-torrent.js';
@@ -17,6 +17,8 @@ export interface InfoCommandOptions {
   timeout?: string;
   port?: string;
   host?: string;
+  dht?: boolean;
+  dhtBootstrap?: string[];
 }
 
 export async function infoCommand(source: string, opts: InfoCommandOptions, out: Output): Promise<void> {
@@ -52,7 +54,12 @@ async function fetchMetadata(uri: string, opts: InfoCommandOptions, out: Output)
   });
   const seconds = Number(opts.timeout ?? '60');
   if (!Number.isFinite(seconds) || seconds <= 0) throw new ShoalError('EUSAGE', `--timeout takes seconds, got "${opts.timeout}"`);
-  const client = new Client(clientOptions({ ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.host !== undefined ? { host: opts.host } : {}) }, 0));
+  const net: NetworkOptions = {};
+  if (opts.port !== undefined) net.port = opts.port;
+  if (opts.host !== undefined) net.host = opts.host;
+  if (opts.dht !== undefined) net.dht = opts.dht;
+  if (opts.dhtBootstrap !== undefined) net.dhtBootstrap = opts.dhtBootstrap;
+  const client = new Client(clientOptions(net, 0));
   forwardWarnings(client, out);
   const scratch = await mkdtemp(join(tmpdir(), 'shoal-info-'));
   try {
