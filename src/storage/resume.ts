@@ -1,7 +1,8 @@
 import { promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
-import { decode, encode, isDict, type BValue } from '../bencode/index.js';
+import { decode, encode, isDict, type BDict, type BValue } from '../bencode/index.js';
 import { ShoalError } from '../util/errors.js';
+import { sha1 } from '../util/sha1.js';
 
 /**
  * What a file looked like when the resume was saved. A file that did not exist (or was not a regular file)
@@ -13,8 +14,12 @@ export const MISSING: FileStamp = Object.freeze({ length: -1, mtime: 0 });
 
 /**
  * On-disk resume record (bencoded dict):
- *   version: 1, 'info-hash': 20 bytes, 'piece-length': int, pieces: bitfield bytes (BEP 3 order),
- *   files: [{ length, mtime (ms, integer) }] one per torrent file, parts: { length, mtime } of the part file.
+ *   version: 2, 'info-hash': 20 bytes, 'piece-length': int, pieces: bitfield bytes (BEP 3 order),
+ *   files: [{ length, mtime (ms, integer) }] one per torrent file, parts: { length, mtime } of the part file,
+ *   sha1: SHA-1 of the bencoding of the same dict without `sha1`.
+ * The checksum exists because a flipped bit in `pieces` would otherwise make a restart trust a piece that is
+ * not on disk (files unchanged, so nothing else catches it). Version-1 records carry no checksum and cannot be
+ * verified, so they are refused like corrupt ones: the caller rechecks from disk (one rehash after upgrading).
  */
 export interface ResumeData {
   infoHash: Buffer;
@@ -24,17 +29,28 @@ export interface ResumeData {
   parts: FileStamp;
 }
 
-export const RESUME_VERSION = 1;
+export const RESUME_VERSION = 2;
 
 export function encodeResume(d: ResumeData): Buffer {
-  return encode({
+  const body: Record<string, unknown> = {
     version: RESUME_VERSION,
     'info-hash': d.infoHash,
     'piece-length': d.pieceLength,
     pieces: d.pieces,
     files: d.files.map((f) => ({ length: f.length, mtime: f.mtime })),
     parts: { length: d.parts.length, mtime: d.parts.mtime },
-  });
+  };
+  body['sha1'] = sha1(encode(body));
+  return encode(body);
+}
+
+/** Strict decoding guarantees canonical input, so re-encoding without `sha1` reproduces the checksummed bytes. */
+function checksumMatches(v: BDict): boolean {
+  const sum = v['sha1'];
+  if (!Buffer.isBuffer(sum) || sum.length !== 20) return false;
+  const rest: BDict = Object.create(null) as BDict;
+  for (const k of Object.keys(v)) if (k !== 'sha1') rest[k] = v[k]!;
+  return sha1(encode(rest)).equals(sum);
 }
 
 function bad(what: string): never {
@@ -48,11 +64,16 @@ function stamp(v: BValue | undefined, what: string): FileStamp {
   return { length, mtime };
 }
 
-/** Parse resume bytes; throws ShoalError ESTORAGE (or EBENCODE) when they are not a valid version-1 record. */
+/**
+ * Parse resume bytes; throws ShoalError ESTORAGE (or EBENCODE) when they are not a valid, checksummed
+ * version-2 record. Never trust a record this rejects: treat it as absent.
+ */
 export function decodeResume(buf: Uint8Array): ResumeData {
   const v = decode(buf, { maxLength: 64 * 1024 * 1024 });
   if (!isDict(v)) bad('top level is not a dictionary');
+  if (v['version'] === 1) bad('version 1 has no checksum and cannot be verified');
   if (v['version'] !== RESUME_VERSION) bad(`unsupported version ${String(v['version'])}`);
+  if (!checksumMatches(v)) bad('checksum mismatch');
   const infoHash = v['info-hash'];
   const pieceLength = v['piece-length'];
   const pieces = v['pieces'];

@@ -387,7 +387,10 @@ export class Storage {
     try {
       r = await loadResumeFile(path);
     } catch (err) {
-      this.warn(`ignoring unreadable resume file ${path} (${(err as Error).message}); rechecking all pieces`);
+      const corrupt = err instanceof ShoalError && (err.code === 'ESTORAGE' || err.code === 'EBENCODE');
+      this.warn(corrupt
+        ? `resume data corrupt, rechecking all pieces (${path}: ${(err as Error).message})`
+        : `ignoring unreadable resume file ${path} (${(err as Error).message}); rechecking all pieces`);
       return null;
     }
     if (!r) return null;
