@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { decodeWithSpans, encode, isDict, type BDict, type BValue } from '../bencode/index.js';
 import { ShoalError } from '../util/errors.js';
 import { sha1 } from '../util/sha1.js';
-import { checkPathComponents } from './paths.js';
+import { checkPathComponents, checkTorrentName } from './paths.js';
 import type { Metainfo, TorrentFile } from './types.js';
 
 export const MAX_PIECE_LENGTH = 256 * 1024 * 1024;
@@ -111,7 +111,7 @@ export function parseTorrent(input: Uint8Array): Metainfo {
   const rawName = preferUtf8(info, 'name');
   if (!Buffer.isBuffer(rawName)) bad(`info.name is ${typeName(rawName)}, expected a string`);
   const name = rawName.toString('utf8');
-  checkPathComponents([name], 'name');
+  checkTorrentName(name);
 
   const pieceLength = info['piece length'];
   if (typeof pieceLength !== 'number') bad(`info["piece length"] is ${typeName(pieceLength)}, expected an integer`);

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { resolveInside } from '../metainfo/paths.js';
+import { STATE_DIR_NAME, checkTorrentName, resolveInside } from '../metainfo/paths.js';
 import { pieceHashAt, type Metainfo, type TorrentFile } from '../metainfo/types.js';
 import { Bitfield } from '../util/bitfield.js';
 import { ShoalError } from '../util/errors.js';
@@ -93,6 +93,7 @@ export class Storage {
     this.meta = meta;
     this.files = meta.files;
     const root = resolve(opts.dir);
+    checkTorrentName(meta.name);
     this.paths = meta.files.map((f) => resolveInside(root, meta.multiFile ? [meta.name, ...f.path] : [meta.name]));
     const sel = new Array<boolean>(meta.files.length).fill(opts.selectedFiles === undefined);
     for (const i of opts.selectedFiles ?? []) {
@@ -111,8 +112,8 @@ export class Storage {
     this.have = new Bitfield(meta.pieceCount);
     this.resumePath = opts.resumeFile === false ? null
       : opts.resumeFile !== undefined ? resolve(opts.resumeFile)
-      : join(root, '.shoal', `${meta.infoHashHex}.resume`);
-    this.partsPath = join(this.resumePath ? dirname(this.resumePath) : join(root, '.shoal'), `${meta.infoHashHex}.parts`);
+      : join(root, STATE_DIR_NAME, `${meta.infoHashHex}.resume`);
+    this.partsPath = join(this.resumePath ? dirname(this.resumePath) : join(root, STATE_DIR_NAME), `${meta.infoHashHex}.parts`);
     this.pool = new FilePool(opts.maxOpenFiles ?? 64);
     this.onWarning = opts.onWarning;
     this.cacheLimit = opts.cacheBytes ?? DEFAULT_CACHE;
