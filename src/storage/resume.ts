@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import { dirname } from 'node:path';
-import { decode, encode, isDict, type BDict, type BValue } from '../bencode/index.js';
+import { decode, encode, isDict, type BValue } from '../bencode/index.js';
 import { ShoalError } from '../util/errors.js';
 import { sha1 } from '../util/sha1.js';
 
@@ -31,26 +31,38 @@ export interface ResumeData {
 
 export const RESUME_VERSION = 2;
 
-export function encodeResume(d: ResumeData): Buffer {
-  const body: Record<string, unknown> = {
-    version: RESUME_VERSION,
-    'info-hash': d.infoHash,
-    'piece-length': d.pieceLength,
-    pieces: d.pieces,
-    files: d.files.map((f) => ({ length: f.length, mtime: f.mtime })),
-    parts: { length: d.parts.length, mtime: d.parts.mtime },
-  };
-  body['sha1'] = sha1(encode(body));
-  return encode(body);
+/** The record always ends with these keys (sorted last), so the checksum sits at a fixed place from the end. */
+const SUM_KEY = Buffer.from('4:sha120:');
+const TAIL = Buffer.from(`7:versioni${RESUME_VERSION}ee`);
+
+function stampText(f: FileStamp): string {
+  if (!Number.isSafeInteger(f.length) || !Number.isSafeInteger(f.mtime)) throw new ShoalError('ESTORAGE', 'resume data: invalid file stamp');
+  return `d6:lengthi${f.length}e5:mtimei${f.mtime}ee`;
 }
 
-/** Strict decoding guarantees canonical input, so re-encoding without `sha1` reproduces the checksummed bytes. */
-function checksumMatches(v: BDict): boolean {
-  const sum = v['sha1'];
-  if (!Buffer.isBuffer(sum) || sum.length !== 20) return false;
-  const rest: BDict = Object.create(null) as BDict;
-  for (const k of Object.keys(v)) if (k !== 'sha1') rest[k] = v[k]!;
-  return sha1(encode(rest)).equals(sum);
+/**
+ * Written by hand rather than through the generic encoder: a record holds one stamp per file, is rewritten
+ * every few seconds while downloading, and a 100 000-file torrent made the generic path the main cost.
+ * The bytes are canonical bencode all the same (keys in order), which decodeResume checks.
+ */
+export function encodeResume(d: ResumeData): Buffer {
+  const files = d.files.map(stampText).join('');
+  const body = Buffer.concat([
+    Buffer.from(`d5:filesl${files}e9:info-hash`, 'latin1'),
+    encode(d.infoHash),
+    Buffer.from(`5:parts${stampText(d.parts)}12:piece-lengthi${d.pieceLength}e6:pieces`, 'latin1'),
+    encode(d.pieces),
+  ]);
+  return Buffer.concat([body, SUM_KEY, sha1(Buffer.concat([body, TAIL])), TAIL]);
+}
+
+/** The checksum covers every byte except its own entry, i.e. the record as it would be without `sha1`. */
+function checksumMatches(buf: Buffer): boolean {
+  const tailAt = buf.length - TAIL.length;
+  const keyAt = tailAt - 20 - SUM_KEY.length;
+  if (keyAt < 1 || !buf.subarray(tailAt).equals(TAIL) || !buf.subarray(keyAt, keyAt + SUM_KEY.length).equals(SUM_KEY)) return false;
+  const sum = buf.subarray(keyAt + SUM_KEY.length, tailAt);
+  return sha1(Buffer.concat([buf.subarray(0, keyAt), TAIL])).equals(sum);
 }
 
 function bad(what: string): never {
@@ -73,7 +85,7 @@ export function decodeResume(buf: Uint8Array): ResumeData {
   if (!isDict(v)) bad('top level is not a dictionary');
   if (v['version'] === 1) bad('version 1 has no checksum and cannot be verified');
   if (v['version'] !== RESUME_VERSION) bad(`unsupported version ${String(v['version'])}`);
-  if (!checksumMatches(v)) bad('checksum mismatch');
+  if (!checksumMatches(Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength))) bad('checksum mismatch');
   const infoHash = v['info-hash'];
   const pieceLength = v['piece-length'];
   const pieces = v['pieces'];
