@@ -102,7 +102,10 @@ function decodeAt(
       pos = r.end;
     } else if (c >= CH_0 && c <= CH_9) {
       const [s, e] = stringBounds(buf, pos);
-      value = Buffer.from(buf.subarray(s, e));
+      // One object per string (Buffer.from(subarray) makes two); small ones come from the shared pool either way.
+      const copy = Buffer.allocUnsafe(e - s);
+      buf.copy(copy, 0, s, e);
+      value = copy;
       pos = e;
     } else if (c === CH_l || c === CH_d) {
       if (stack.length >= maxDepth) fail(`nesting deeper than ${maxDepth}`, pos);
