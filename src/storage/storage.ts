@@ -545,6 +545,12 @@ async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T)
 }
 
 const STAT_CONCURRENCY = 32;
+/**
+ * Whether a folder listing names files exactly as we spell them. Not on macOS and Windows, whose usual file
+ * systems match names case- and normalization-insensitively: there a listed folder's files are all stat'ed
+ * (a missing folder still skips them all, which is the case that matters: a fresh download).
+ */
+const EXACT_NAMES = process.platform === 'linux';
 
 /**
  * Stamps of every file, without one failing stat per missing file: a fresh download of a 100 000-file torrent
@@ -588,7 +594,7 @@ async function statFiles(paths: readonly string[], skip: readonly boolean[]): Pr
         for (const i of files) toStat.push(i); // unlistable: let stat report what is wrong
         return;
       }
-      for (const i of files) if (names.has(basename(paths[i]!))) toStat.push(i);
+      for (const i of files) if (EXACT_NAMES ? names.has(basename(paths[i]!)) : true) toStat.push(i);
     });
   }
   await forEachLimit(toStat, STAT_CONCURRENCY, async (i) => { stamps[i] = await statStamp(paths[i]!); });
