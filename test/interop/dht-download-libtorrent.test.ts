@@ -88,7 +88,7 @@ test('Shoal `get` of a bare magnet finds a libtorrent seed through the DHT, fetc
     assert.ok(dht.nodes >= 1, 'Shoal\'s DHT knows at least node B');
     console.log(`dht download (a) Shoal <- libtorrent: libtorrent announced on B ${ltAnnounceMs} ms after start; ` +
       `shoal get: listening ${fetching.at} ms, first DHT peer connected ${dialled.at} ms (${dialled.at - fetching.at} ms after listening), ` +
-      `metadata ${meta.at} ms, done ${done.at} ms; dht ${JSON.stringify(dht)}; B stored ${b.stats().peersStored} peers, answered ${b.stats().queriesIn} queries`);
+      `metadata ${meta.at} ms, done ${done.at} ms; dht ${JSON.stringify(dht)}; B stored ${b.stats().peersStored} peers under ${b.stats().infoHashesStored} info-hashes, answered ${b.stats().queriesIn} queries`);
   });
 });
 
@@ -136,6 +136,6 @@ test('libtorrent downloads a bare magnet from a Shoal `seed` it found through th
     assert.ok(Number(end.uploaded) >= total, `Shoal uploaded the data (${String(end.uploaded)} of ${total} bytes)`);
     console.log(`dht download (b) libtorrent <- Shoal: shoal seed listening ${seedingMs} ms (port ${seedPort}), announced on B ${announcedMs} ms after start; ` +
       `libtorrent: first peer ${firstPeerMs} ms after start, done ${doneMs} ms; libtorrent dht nodes ${ltNodes}; seed dht ${JSON.stringify(end.dht)}; ` +
-      `B stored ${b.stats().peersStored} peers, answered ${b.stats().queriesIn} queries`);
+      `B stored ${b.stats().peersStored} peers under ${b.stats().infoHashesStored} info-hashes, answered ${b.stats().queriesIn} queries`);
   });
 });
