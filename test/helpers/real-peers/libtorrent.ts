@@ -16,6 +16,8 @@ export interface LibtorrentStatus {
   state: string; progress: number; totalDone: number; totalWanted: number;
   downloadRate: number; uploadRate: number; totalUpload: number; totalDownload: number;
   peers: number; seeds: number; isSeeding: boolean; error: string;
+  /** Nodes in libtorrent's DHT routing table; present only when started with `dhtBootstrap`. */
+  dhtNodes?: number;
 }
 
 export interface LibtorrentPeer {
@@ -45,6 +47,10 @@ export interface LibtorrentOptions {
   /** Rate limits in bytes/s, applied to loopback and LAN peers too. */
   uploadLimit?: number;
   downloadLimit?: number;
+  /** Turns libtorrent's DHT on, bootstrapped from these 'ip:port' nodes only (off when absent). */
+  dhtBootstrap?: string[];
+  /** How often libtorrent re-announces/looks up the torrent on the DHT (default 2 s; libtorrent's own is 15 min). */
+  dhtAnnounceIntervalSeconds?: number;
   savePath: string;
   /** Listen address; port 0 picks one (reported as `port`). Default 127.0.0.1:0. */
   listen?: string;
@@ -65,6 +71,8 @@ export async function startLibtorrent(opts: LibtorrentOptions): Promise<Libtorre
     ...(opts.lsd ? ['--lsd', '--lsd-interval', String(opts.lsdIntervalSeconds ?? 2)] : []),
     ...(opts.uploadLimit ? ['--upload-limit', String(opts.uploadLimit)] : []),
     ...(opts.downloadLimit ? ['--download-limit', String(opts.downloadLimit)] : []),
+    ...(opts.dhtBootstrap ?? []).flatMap((b) => ['--dht-bootstrap', b]),
+    ...(opts.dhtBootstrap?.length && opts.dhtAnnounceIntervalSeconds ? ['--dht-announce-interval', String(opts.dhtAnnounceIntervalSeconds)] : []),
   ];
   const args = [LT_PEER_SCRIPT, 'run', '--mode', opts.mode, ...source, '--save', opts.savePath, ...extra,
     '--listen', listen, ...(outgoing ? ['--outgoing', outgoing] : []), ...(opts.peers ?? []).flatMap((p) => ['--peer', p])];

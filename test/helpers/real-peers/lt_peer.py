@@ -4,13 +4,16 @@
   lt_peer.py run --mode seed|download (--torrent T | --magnet URI) --save DIR [--listen IP:PORT]
                  [--outgoing IP] [--peer IP:PORT ...] [--exit-when-done]
                  [--lsd [--lsd-interval S]] [--upload-limit B/s] [--download-limit B/s]
+                 [--dht-bootstrap IP:PORT ... [--dht-announce-interval S]]
   lt_peer.py make --path P --out T [--piece-length N] [--announce URL ...]
 
 `run` prints one JSON object per line on stdout: first {"event":"listening","port":N}, then
 {"event":"status",...} every 250 ms, {"event":"done"} once the data is complete and verified,
 {"event":"alert",...} for errors and peer events, {"event":"metadata","infoHash":H} when a magnet's metadata
 arrived (from a peer, over ut_metadata). --magnet adds the torrent by magnet URI (x.pe peers are used);
---lsd turns on Local Service Discovery (BEP 14, multicast only). ut_pex is on, as in libtorrent's default session. --upload-limit/--download-limit
+--lsd turns on Local Service Discovery (BEP 14, multicast only). --dht-bootstrap turns on the DHT (BEP 5, off
+otherwise) bootstrapped only from these nodes; the torrent is then announced and looked up every
+--dht-announce-interval seconds (default 2; libtorrent's own default is 15 min) and status lines carry "dhtNodes". ut_pex is on, as in libtorrent's default session. --upload-limit/--download-limit
 also apply to loopback and LAN peers (libtorrent exempts them by default). Lines on stdin are JSON commands
 ({"cmd":"connect","host":H,"port":P}); EOF on stdin makes it exit, so a dead parent never leaves it behind.
 """
@@ -81,6 +84,12 @@ def run(args):
         # announce in case the first datagram went out before the other side joined the group.
         settings["broadcast_lsd"] = False
         settings["local_service_announce_interval"] = args.lsd_interval
+    if args.dht_bootstrap:
+        settings["enable_dht"] = True
+        settings["dht_bootstrap_nodes"] = ",".join(args.dht_bootstrap)
+        # With one torrent, libtorrent announces it (get_peers + announce_peer) every interval; a short one means a
+        # lookup made before the DHT had bootstrapped, or before the other side announced, is soon repeated.
+        settings["dht_announce_interval"] = args.dht_announce_interval
     if args.upload_limit:
         settings["upload_rate_limit"] = args.upload_limit
     if args.download_limit:
@@ -166,7 +175,8 @@ def run(args):
                   "downloadRate": st.download_rate, "uploadRate": st.upload_rate,
                   "totalUpload": st.total_payload_upload, "totalDownload": st.total_payload_download,
                   "peers": st.num_peers, "seeds": st.num_seeds, "isSeeding": st.is_seeding,
-                  "error": str(st.errc.message()) if st.errc.value() else ""})
+                  "error": str(st.errc.message()) if st.errc.value() else "",
+                  **({"dhtNodes": ses.status().dht_nodes} if args.dht_bootstrap else {})})
         complete = not checking and st.total_wanted > 0 and st.total_wanted_done == st.total_wanted \
             and st.state in (lt.torrent_status.states.seeding, lt.torrent_status.states.finished)
         if args.mode == "seed" and not checking and not complete and not seed_warned:
@@ -199,6 +209,8 @@ def main():
     r.add_argument("--lsd-interval", type=int, default=2)
     r.add_argument("--upload-limit", type=int, default=0)
     r.add_argument("--download-limit", type=int, default=0)
+    r.add_argument("--dht-bootstrap", action="append")
+    r.add_argument("--dht-announce-interval", type=int, default=2)
     m = sub.add_parser("make")
     m.add_argument("--path", required=True)
     m.add_argument("--out", required=True)
