@@ -347,11 +347,12 @@ export class TorrentContent {
   private onComplete(): void {
     this.complete = true;
     void this.storage.saveResume().catch((err) => this.host.emit('warning', `cannot save resume data: ${(err as Error).message}`));
-    for (const c of this.host.connections()) {
+    // 'done' first, then the disconnects it causes (two seeds have nothing to trade).
+    this.host.completed();
+    for (const c of [...this.host.connections()]) {
       this.updateInterest(c);
       if (c.hasAll) c.destroy();
     }
-    this.host.completed();
   }
 
   // ---- choking ----
