@@ -15,6 +15,10 @@ export interface TorrentContext {
   readonly debugInvariants: boolean;
   /** Peer exchange (BEP 11) for public torrents. */
   readonly pex: boolean;
+  /** Shared by the client's web seeds (ClientOptions.originLimit); null or absent = no origin limit. */
+  readonly originBucket?: TokenBucket | null;
+  /** Web seed connect/headers/stall timeout (ms); absent = the fetcher's default (30 s). */
+  readonly webSeedTimeoutMs?: number;
   /** Connections the whole client may still open. */
   globalSlots(): number;
 }

@@ -15,6 +15,7 @@ import { StaticPeerSource, TrackerSource } from '../peers/tracker-source.js';
 import { PeerManager } from './peer-manager.js';
 import { MAX_QUEUED_REQUESTS, TorrentContent } from './content.js';
 import { checkInvariants } from './invariants.js';
+import type { WebSeedSource } from './web-seed-source.js';
 import type { TorrentContext } from './context.js';
 import type { AddOptions, PeerStats, TorrentState, TorrentStats } from './types.js';
 
@@ -255,6 +256,8 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       ban: (c, reason) => self.ban(c, reason),
       completed: () => self.onComplete(),
       fail: (err) => self.fail(err),
+      webSeedUrls: () => [...(meta.urlList ?? []), ...(self.spec.webSeeds ?? []), ...(self.opts.webSeeds ?? [])],
+      hasPeerSources: () => self.sources.length > 0 || self.conns.size > 0,
     }, meta);
     this.content = content;
     await content.open((done, total) => this.emit('checking', done, total));
@@ -462,6 +465,10 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       infoHash: this.infoHashHex,
       name: this.name,
       downloaded: content?.downloadedBytes ?? 0,
+      fromPeers: content?.fromPeers ?? 0,
+      fromWebSeeds: content?.fromWebSeeds ?? 0,
+      webSeeds: content ? content.webSeeds.filter((w) => w.usable).length : 0,
+      webSeedsTotal: content?.webSeeds.length ?? 0,
       uploaded: content?.uploadedBytes ?? 0,
       downloadRate,
       uploadRate: content ? content.uploadMeter.rate(now) : 0,
@@ -481,6 +488,11 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       knownPeers: this.peerManager.knownCount,
       piecesInFlight: content?.downloader.piecesInFlight ?? 0,
     };
+  }
+
+  /** Per web seed: URL, bytes delivered, whether still in use and why not. */
+  webSeedStats(): ReturnType<WebSeedSource['stats']>[] {
+    return this.content?.webSeeds.map((w) => w.stats()) ?? [];
   }
 
   peerStats(): PeerStats[] {

@@ -6,6 +6,8 @@ import { ShoalError } from '../../util/errors.js';
 import { EXIT, formatBytes, type Output } from '../output.js';
 import { plainLine, untilSignal, watchTorrent } from './run-torrent.js';
 import { loadTorrent } from './load-torrent.js';
+import { isWebSeedUrl } from '../../webseed/index.js';
+import type { TorrentStats } from '../../engine/types.js';
 import { clientOptions, type NetworkOptions } from './network-options.js';
 
 export interface GetCommandOptions extends NetworkOptions {
@@ -15,6 +17,7 @@ export interface GetCommandOptions extends NetworkOptions {
   select?: string;
   recheck?: boolean;
   timeout?: string;
+  webSeed?: string[];
 }
 
 export async function getCommand(source: string, opts: GetCommandOptions, out: Output): Promise<number> {
@@ -44,6 +47,10 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new ShoalError('EUSAGE', `--timeout takes seconds, got "${opts.timeout}"`);
   }
   const clientOpts = clientOptions(opts, 0);
+  const webSeeds = opts.webSeed ?? [];
+  for (const u of webSeeds) {
+    if (!isWebSeedUrl(u)) throw new ShoalError('EUSAGE', `--web-seed takes an http:// or https:// URL, got "${u}"`);
+  }
   // Everything about the input is checked before any socket or file is opened.
   const meta = await loadTorrent(source);
   for (const i of selectedFiles ?? []) {
@@ -58,6 +65,7 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
   try {
     const addOpts: Parameters<Client['add']>[1] = { path: dir, peers, recheck: opts.recheck === true, seed: opts.seed === true };
     if (selectedFiles) addOpts.selectedFiles = selectedFiles;
+    if (webSeeds.length > 0) addOpts.webSeeds = webSeeds;
     const torrent = await client.add(meta, addOpts);
     const start = torrent.stats();
     out.event('added', { infoHash: meta.infoHashHex, name: meta.name, dir, port: client.port, have: start.wantedHave, wanted: start.wantedPieces },
@@ -72,14 +80,16 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
     if (outcome instanceof Error) return out.fail(outcome);
     if (outcome === 'timeout') {
       const s = torrent.stats();
-      return out.fail(new ShoalError('ETIMEOUT', `not complete after ${opts.timeout} s (${(s.progress * 100).toFixed(1)}%, ${s.peers} peers)`));
+      const ws = s.webSeedsTotal > 0 ? `, ${s.webSeeds} of ${s.webSeedsTotal} web seeds usable` : '';
+      return out.fail(new ShoalError('ETIMEOUT', `not complete after ${opts.timeout} s (${(s.progress * 100).toFixed(1)}%, ${s.peers} peers${ws})`));
     }
     if (outcome === 'SIGINT' || outcome === 'SIGTERM') {
       out.event('stopped', { signal: outcome, ...torrent.stats() }, `stopped: ${plainLine(torrent.stats())} (resume data saved)`);
       return EXIT.interrupted;
     }
     const s = torrent.stats();
-    out.event('done', { ...s }, `done: ${meta.name} complete and verified (${formatBytes(s.downloaded)} downloaded, ${formatBytes(s.uploaded)} uploaded)`);
+    const received = s.fromWebSeeds > 0 || s.webSeedsTotal > 0 ? sourceSummary(s) : `${formatBytes(s.downloaded)} downloaded`;
+    out.event('done', { ...s }, `done: ${meta.name} complete and verified (${received}; ${formatBytes(s.uploaded)} uploaded)`);
     if (opts.seed) {
       out.line(`seeding on port ${client.port}; Ctrl-C to stop`);
       stopWatching = watchTorrent(torrent, out);
@@ -92,4 +102,11 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
     signal.dispose();
     await client.close();
   }
+}
+
+/** "12.0 MiB from peers, 4.0 MiB from web seeds (75% from peers)". */
+export function sourceSummary(s: Pick<TorrentStats, 'fromPeers' | 'fromWebSeeds'>): string {
+  const total = s.fromPeers + s.fromWebSeeds;
+  const pct = total > 0 ? Math.round((s.fromPeers / total) * 100) : 100;
+  return `${formatBytes(s.fromPeers)} from peers, ${formatBytes(s.fromWebSeeds)} from web seeds (${pct}% from peers)`;
 }
