@@ -30,7 +30,9 @@ const WEB_SEED_GRACE_MS = 1000;
 /** No block from any peer for this long: web seeds also fetch pieces no peer has that another downloader would fetch. */
 const PEERS_IDLE_MS = 2000;
 /** No block from any peer for this long: the peers are stalled (or choke us); web seeds fetch any missing piece. */
-const PEERS_STALLED_MS = 5000;
+const PEERS_STALLED_MS = 4000;
+/** A piece downloading from peers for this long has stalled: web seeds fetch any missing piece. */
+const PIECE_STALL_MS = 10_000;
 /** Concurrent ranges per web seed while peers deliver (filling holes) and while they do not (carrying the download). */
 const WEB_SEED_JOBS_FILL = 2;
 const WEB_SEED_JOBS_CARRY = 4;
@@ -216,7 +218,7 @@ export class TorrentContent {
     if (now < this.webSeedStartAt) return;
     let attached = 0;
     for (const c of this.host.connections()) if (!c.closed && c.knowsPieceCount) attached++;
-    const carry = attached === 0 || now - this.lastPeerBlockAt > PEERS_STALLED_MS;
+    const carry = attached === 0 || this.peersStalled(now);
     const jobs = carry ? WEB_SEED_JOBS_CARRY : WEB_SEED_JOBS_FILL;
     for (const ws of this.webSeeds) if (ws.usable) ws.fill(jobs);
   }
@@ -243,7 +245,6 @@ export class TorrentContent {
       others.push(h);
     }
     if (attached === 0) return [null];
-    const idle = now - this.lastPeerBlockAt;
     const me = hash32(this.host.ctx.peerId);
     const zero = new Set<number>();
     const own = new Set<number>();
@@ -259,9 +260,18 @@ export class TorrentContent {
       for (const h of others) if (score(h, i) > mine) { owner = false; break; }
       if (owner) own.add(i);
     }
-    if (idle > PEERS_STALLED_MS) return [own, zero, null];
-    if (idle > PEERS_IDLE_MS) return [own, zero];
+    if (this.peersStalled(now)) return [own, zero, null];
+    if (now - this.lastPeerBlockAt > PEERS_IDLE_MS) return [own, zero];
     return [own];
+  }
+
+  /** Peers choke us or have sent nothing for PEERS_STALLED_MS, or a piece they are sending is PIECE_STALL_MS old. */
+  private peersStalled(now: number): boolean {
+    if (now - this.lastPeerBlockAt > PEERS_STALLED_MS) return true;
+    const fromWeb = new Set<number>();
+    for (const ws of this.webSeeds) for (const r of ws.download.outstanding.values()) fromWeb.add(r.index);
+    const oldest = this.downloader.oldestPieceStart(fromWeb);
+    return oldest > 0 && now - oldest > PIECE_STALL_MS;
   }
 
   private webSeedBlock(src: WebSeedSource, index: number, begin: number, length: number, data: Buffer, offset: number): void {

@@ -41,6 +41,8 @@ interface InFlightPiece {
   senders: (BlockSource | undefined)[];
   verifying: boolean;
   verifyWhenIdle: boolean;
+  /** When its first block was requested (to tell pieces that stall). */
+  startedAt: number;
 }
 
 /** Requests kept in flight per peer: the bandwidth–delay product, measured, within these bounds. */
@@ -146,7 +148,7 @@ export class Downloader {
 
   private startPiece(index: number): InFlightPiece {
     const length = pieceLengthAt(this.host.meta, index);
-    const p: InFlightPiece = { buffer: this.allocate(length), copying: 0, senders: new Array(Math.ceil(length / BLOCK_SIZE)), verifying: false, verifyWhenIdle: false };
+    const p: InFlightPiece = { buffer: this.allocate(length), copying: 0, senders: new Array(Math.ceil(length / BLOCK_SIZE)), verifying: false, verifyWhenIdle: false, startedAt: Date.now() };
     this.inFlight.set(index, p);
     return p;
   }
@@ -341,6 +343,16 @@ export class Downloader {
   /** Pieces with a buffer here (for the cross-structure invariant checks). */
   inFlightIndices(): IterableIterator<number> {
     return this.inFlight.keys();
+  }
+
+  /** When the oldest piece still being downloaded (not verifying) was started, skipping `except`; 0 when none. */
+  oldestPieceStart(except?: ReadonlySet<number>): number {
+    let oldest = 0;
+    for (const [index, p] of this.inFlight) {
+      if (p.verifying || p.verifyWhenIdle || except?.has(index)) continue;
+      if (oldest === 0 || p.startedAt < oldest) oldest = p.startedAt;
+    }
+    return oldest;
   }
 
   isVerifying(index: number): boolean {
