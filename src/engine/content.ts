@@ -27,14 +27,14 @@ const ALLOWED_FAST_COUNT = 10;
 const WEB_SEED_FAILURES_TO_DROP = 2;
 /** Peers get this long after the content is ready to connect and announce before web seeds start (if any peer source exists). */
 const WEB_SEED_GRACE_MS = 1000;
-/** No block from any peer for this long: web seeds also fetch pieces no peer has that another downloader would fetch. */
-const PEERS_IDLE_MS = 2000;
-/** No block from any peer for this long: the peers are stalled (or choke us); web seeds fetch any missing piece. */
-const PEERS_STALLED_MS = 4000;
+/** A peer that owns origin pieces but announced no new piece for this long has given up on them: others take them. */
+const OWNER_SILENT_MS = 10_000;
+/** Every peer that has pieces we lack has choked us for this long: web seeds fetch any missing piece. */
+const CHOKED_MS = 4000;
 /** A piece downloading from peers for this long has stalled: web seeds fetch any missing piece. */
 const PIECE_STALL_MS = 10_000;
 /** Concurrent ranges per web seed while peers deliver (filling holes) and while they do not (carrying the download). */
-const WEB_SEED_JOBS_FILL = 2;
+const WEB_SEED_JOBS_FILL = 1;
 const WEB_SEED_JOBS_CARRY = 4;
 
 /** What the content needs from its swarm session. */
@@ -82,7 +82,10 @@ export class TorrentContent {
   fromWebSeeds = 0;
   /** Web seeds (BEP 19) as block sources; dropped ones stay listed (closed) for their stats. */
   readonly webSeeds: WebSeedSource[] = [];
-  private lastPeerBlockAt = 0;
+  /** Last time a peer that has pieces we lack was unchoking us (or none had any). */
+  private lastUnchokedAt = 0;
+  /** When each connection last announced a piece (bitfield, have, have-all): is an origin-piece owner still working? */
+  private readonly lastAnnounce = new WeakMap<PeerConnection, number>();
   private webSeedStartAt = 0;
   /** 32-bit hashes of peer ids, for spreading origin fetches across downloaders (see webSeedCandidates). */
   private readonly peerHashes = new WeakMap<PeerConnection, number>();
@@ -203,7 +206,7 @@ export class TorrentContent {
     }
     const now = Date.now();
     this.webSeedStartAt = this.host.hasPeerSources?.() === false ? now : now + WEB_SEED_GRACE_MS;
-    this.lastPeerBlockAt = now;
+    this.lastUnchokedAt = now;
     this.fillWebSeeds();
   }
 
@@ -218,23 +221,25 @@ export class TorrentContent {
     if (now < this.webSeedStartAt) return;
     let attached = 0;
     for (const c of this.host.connections()) if (!c.closed && c.knowsPieceCount) attached++;
-    const carry = attached === 0 || this.peersStalled(now);
+    const carry = attached === 0 || this.peersStalled(now, this.host.connections());
     const jobs = carry ? WEB_SEED_JOBS_CARRY : WEB_SEED_JOBS_FILL;
     for (const ws of this.webSeeds) if (ws.usable) ws.fill(jobs);
   }
 
   /**
-   * Peers first: a web seed fetches (1) pieces no connected peer has (availability 0) that this downloader "owns":
-   * among itself and its connected non-seed peers, the one whose id hashes highest with the piece index. Downloaders
-   * that see the same peers agree on owners, so each piece comes from the origin about once and is then traded.
-   * (2) When no peer has sent a block for PEERS_IDLE_MS: any piece no peer has. (3) When peers have stalled or choke
-   * us for PEERS_STALLED_MS (or there are none): any missing piece. Within a set the picker takes the rarest, random
-   * among equals.
+   * Peers first. A web seed fetches (1) pieces no connected peer has (availability 0) that this downloader "owns":
+   * among itself and its connected non-seed peers, the one whose peer id hashes highest with the piece index
+   * (rendezvous hashing). Downloaders that see the same peers agree on owners, so each piece comes from the origin
+   * about once and is then traded. (2) Pieces no peer has whose owner announced no new piece for OWNER_SILENT_MS (it
+   * has no web seed, a limit, or went quiet). (3) When every peer that has pieces we lack has choked us for CHOKED_MS,
+   * or a piece from peers stalled for PIECE_STALL_MS, or there are no peers: any missing piece. Within each set the
+   * picker takes the rarest, random among equals.
    */
   private webSeedCandidates(_src: WebSeedSource): (ReadonlySet<number> | null)[] {
     const now = Date.now();
     if (this.complete || now < this.webSeedStartAt) return [];
     const others: number[] = [];
+    const owners: PeerConnection[] = [];
     let attached = 0;
     for (const c of this.host.connections()) {
       if (c.closed || !c.knowsPieceCount) continue;
@@ -243,10 +248,11 @@ export class TorrentContent {
       let h = this.peerHashes.get(c);
       if (h === undefined) { h = hash32(c.handshake.peerId); this.peerHashes.set(c, h); }
       others.push(h);
+      owners.push(c);
     }
     if (attached === 0) return [null];
     const me = hash32(this.host.ctx.peerId);
-    const zero = new Set<number>();
+    const orphaned = new Set<number>();
     const own = new Set<number>();
     const picker = this.picker;
     const wanted = this.storage.wanted;
@@ -254,20 +260,29 @@ export class TorrentContent {
       if (picker.availability(i) !== 0 || !wanted.get(i)) continue;
       const st = picker.pieceState(i);
       if (st !== 'queued' && st !== 'active') continue;
-      zero.add(i);
-      const mine = score(me, i);
-      let owner = true;
-      for (const h of others) if (score(h, i) > mine) { owner = false; break; }
-      if (owner) own.add(i);
+      let best = score(me, i);
+      let owner = -1;
+      for (let k = 0; k < others.length; k++) {
+        const sc = score(others[k]!, i);
+        if (sc > best) { best = sc; owner = k; }
+      }
+      if (owner < 0) own.add(i);
+      else if (now - (this.lastAnnounce.get(owners[owner]!) ?? 0) > OWNER_SILENT_MS) orphaned.add(i);
     }
-    if (this.peersStalled(now)) return [own, zero, null];
-    if (now - this.lastPeerBlockAt > PEERS_IDLE_MS) return [own, zero];
-    return [own];
+    if (this.peersStalled(now, owners)) return [own, orphaned, null];
+    return [own, orphaned];
   }
 
-  /** Peers choke us or have sent nothing for PEERS_STALLED_MS, or a piece they are sending is PIECE_STALL_MS old. */
-  private peersStalled(now: number): boolean {
-    if (now - this.lastPeerBlockAt > PEERS_STALLED_MS) return true;
+  /** Every peer with pieces we lack chokes us (for CHOKED_MS), or a piece they are sending is PIECE_STALL_MS old. */
+  private peersStalled(now: number, conns: Iterable<PeerConnection>): boolean {
+    let interesting = false;
+    for (const c of conns) {
+      if (c.closed || c.interestingCount === 0) continue;
+      interesting = true;
+      if (!c.peerChoking) { this.lastUnchokedAt = now; break; }
+    }
+    if (!interesting) this.lastUnchokedAt = now;   // no peer can help: nothing to wait for
+    if (now - this.lastUnchokedAt > CHOKED_MS) return true;
     const fromWeb = new Set<number>();
     for (const ws of this.webSeeds) for (const r of ws.download.outstanding.values()) fromWeb.add(r.index);
     const oldest = this.downloader.oldestPieceStart(fromWeb);
@@ -332,6 +347,7 @@ export class TorrentContent {
       c.destroy(err as Error);
       return false;
     }
+    this.lastAnnounce.set(c, Date.now());
     if (c.isSeed) {
       this.picker.addHaveAll();
       c.interestingCount = this.picker.missingCount();
@@ -395,6 +411,7 @@ export class TorrentContent {
 
   gotHave(c: PeerConnection, index: number): void {
     this.picker.addPeerHave(index);
+    if (this.webSeeds.length > 0) this.lastAnnounce.set(c, Date.now());
     this.seeder?.peerHas(c, index);
     if (this.storage.wanted.get(index) && !this.storage.have.get(index)) {
       c.interestingCount++;
@@ -405,6 +422,7 @@ export class TorrentContent {
 
   gotBitfield(c: PeerConnection): void {
     this.picker.addPeerBitfield(c.bits);
+    if (this.webSeeds.length > 0) this.lastAnnounce.set(c, Date.now());
     c.interestingCount = this.countInteresting(c.bits);
     if (this.complete && c.hasAll) return c.destroy();
     this.seeder?.peerBitfield(c);
@@ -437,7 +455,6 @@ export class TorrentContent {
     c.download.meter.add(length);
     this.downloadedBytes += length;
     this.fromPeers += length;
-    this.lastPeerBlockAt = Date.now();
     this.downloadMeter.add(length);
     this.downloader.blockReceived(c, index, begin, length);
     this.downloader.fill(c);
