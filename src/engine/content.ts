@@ -176,38 +176,51 @@ export class TorrentContent {
   private openWebSeeds(): void {
     const urls = [...new Set(this.host.webSeedUrls?.() ?? [])];
     if (urls.length === 0) return;
+    for (const url of urls) this.addWebSeed(url, false);
+    const now = Date.now();
+    this.webSeedStartAt = this.host.hasPeerSources?.() === false ? now : now + WEB_SEED_GRACE_MS;
+    this.lastUnchokedAt = now;
+    this.fillWebSeeds();
+  }
+
+  /** Adds a web seed (BEP 19) while running; false (with a warning) when the URL is unusable or already added. */
+  addWebSeed(url: string, start = true): boolean {
+    if (this.webSeeds.some((w) => w.url === url)) return false;
+    if (!isWebSeedUrl(url)) {
+      this.host.emit('warning', `web seed ${JSON.stringify(url)} ignored: only http:// and https:// web seeds are supported`);
+      return false;
+    }
     const ctx = this.host.ctx;
     const origin = ctx.originBucket ?? null;
     const dl = ctx.downloadBucket;
     // Web seed bytes count against the client's download limit as well as its origin limit.
     const limiter = origin && dl ? { take: (n: number) => Math.max(origin.take(n), dl.take(n)) } : origin ?? dl ?? undefined;
-    for (const url of urls) {
-      if (!isWebSeedUrl(url)) {
-        this.host.emit('warning', `web seed ${JSON.stringify(url)} ignored: only http:// and https:// web seeds are supported`);
-        continue;
-      }
-      const self = this;
-      try {
-        const opts: ConstructorParameters<typeof WebSeedSource>[0] = {
-          url, meta: this.meta,
-          host: {
-            get downloader() { return self.downloader; },
-            candidates: (src) => self.webSeedCandidates(src),
-            deliver: (src, index, begin, length, data, offset) => self.webSeedBlock(src, index, begin, length, data, offset),
-            failed: (src, err) => self.webSeedFailed(src, err),
-          },
-        };
-        if (limiter) opts.rateLimiter = limiter;
-        if (ctx.webSeedTimeoutMs !== undefined) opts.timeoutMs = ctx.webSeedTimeoutMs;
-        this.webSeeds.push(new WebSeedSource(opts));
-      } catch (err) {
-        this.host.emit('warning', `web seed ${url} ignored: ${(err as Error).message}`);
-      }
+    const self = this;
+    try {
+      const opts: ConstructorParameters<typeof WebSeedSource>[0] = {
+        url, meta: this.meta,
+        host: {
+          get downloader() { return self.downloader; },
+          candidates: (src) => self.webSeedCandidates(src),
+          deliver: (src, index, begin, length, data, offset) => self.webSeedBlock(src, index, begin, length, data, offset),
+          failed: (src, err) => self.webSeedFailed(src, err),
+        },
+      };
+      if (limiter) opts.rateLimiter = limiter;
+      if (ctx.webSeedTimeoutMs !== undefined) opts.timeoutMs = ctx.webSeedTimeoutMs;
+      this.webSeeds.push(new WebSeedSource(opts));
+    } catch (err) {
+      this.host.emit('warning', `web seed ${url} ignored: ${(err as Error).message}`);
+      return false;
     }
-    const now = Date.now();
-    this.webSeedStartAt = this.host.hasPeerSources?.() === false ? now : now + WEB_SEED_GRACE_MS;
-    this.lastUnchokedAt = now;
-    this.fillWebSeeds();
+    if (start) {
+      if (this.webSeedStartAt === 0) {
+        this.webSeedStartAt = Date.now() + (this.host.hasPeerSources?.() === false ? 0 : WEB_SEED_GRACE_MS);
+        this.lastUnchokedAt = Date.now();
+      }
+      this.fillWebSeeds();
+    }
+    return true;
   }
 
   /** Web seed sources (for the cross-structure invariant checks and stats). */

@@ -256,8 +256,8 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       ban: (c, reason) => self.ban(c, reason),
       completed: () => self.onComplete(),
       fail: (err) => self.fail(err),
-      webSeedUrls: () => [...(meta.urlList ?? []), ...(self.spec.webSeeds ?? []), ...(self.opts.webSeeds ?? [])],
-      hasPeerSources: () => self.sources.length > 0 || self.conns.size > 0,
+      webSeedUrls: () => [...(meta.urlList ?? []), ...(self.spec.webSeeds ?? []), ...(self.opts.webSeeds ?? []), ...self.lateWebSeeds],
+      hasPeerSources: () => self.sources.length > 0 || self.conns.size > 0 || self.peerManager.knownCount > 0,
     }, meta);
     this.content = content;
     await content.open((done, total) => this.emit('checking', done, total));
@@ -489,6 +489,18 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       piecesInFlight: content?.downloader.piecesInFlight ?? 0,
     };
   }
+
+  /**
+   * Adds a web seed (BEP 19 HTTP origin) to a running torrent, like AddOptions.webSeeds. Before the content is
+   * ready it is kept for then; once complete there is nothing to fetch. Returns false for a duplicate or bad URL.
+   */
+  addWebSeed(url: string): boolean {
+    if (this.content?.isReady) return this.content.complete ? false : this.content.addWebSeed(url);
+    if (this.lateWebSeeds.includes(url)) return false;
+    this.lateWebSeeds.push(url);
+    return true;
+  }
+  private readonly lateWebSeeds: string[] = [];
 
   /** Per web seed: URL, bytes delivered, whether still in use and why not. */
   webSeedStats(): ReturnType<WebSeedSource['stats']>[] {
