@@ -88,8 +88,9 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
       return EXIT.interrupted;
     }
     const s = torrent.stats();
-    const received = s.fromWebSeeds > 0 || s.webSeedsTotal > 0 ? sourceSummary(s) : `${formatBytes(s.downloaded)} downloaded`;
-    out.event('done', { ...s }, `done: ${meta.name} complete and verified (${received}; ${formatBytes(s.uploaded)} uploaded)`);
+    out.event('done', { ...s }, s.fromWebSeeds > 0 || s.webSeedsTotal > 0
+      ? `done: ${meta.name} complete and verified: ${sourceSummary(s)}; ${formatBytes(s.uploaded)} uploaded`
+      : `done: ${meta.name} complete and verified (${formatBytes(s.downloaded)} downloaded, ${formatBytes(s.uploaded)} uploaded)`);
     if (opts.seed) {
       out.line(`seeding on port ${client.port}; Ctrl-C to stop`);
       stopWatching = watchTorrent(torrent, out);
