@@ -14,7 +14,8 @@ import { sha1CeilingPerCore, writeLatest, writeResult, type ResultFile, type Sce
 import { runCreateScenario, type Creator } from './scenarios/create.js';
 import { measureLimits, type Limits } from './scenarios/limits.js';
 import { runPairScenario } from './scenarios/pair.js';
-import { runSwarm, type SwarmResult } from './scenarios/swarm.js';
+import { runSwarm, WEBSEED_ENGINES, type SwarmOrigin, type SwarmResult } from './scenarios/swarm.js';
+import { NGINX } from './lib/nginx.js';
 
 // Benchmarks run on shared machines: Shoal must not send anything outside loopback and the namespaces' 198.18.0.0/15.
 process.env['SHOAL_SANDBOX'] = '1';
@@ -32,6 +33,7 @@ const program = new Command()
   .option('--swarm-size <size>', 'swarm: file size', '256MiB')
   .option('--swarm-piece <size>', 'swarm: piece length', '1MiB')
   .option('--create-size <size>', 'create: file size', '4GiB')
+  .option('--origin <list>', 'swarm: who holds the data at the start: seed (a BitTorrent seed), webseed (nginx as BEP 19 web seed, no BitTorrent seed), or both: seed,webseed', 'seed')
   .option('--no-adapt', 'swarm: do not rerun at half the rate when the cores saturate')
   .option('--quick', 'small sizes and one run: a smoke test, not a measurement')
   .option('--report-only', 'only rebuild results/latest.md and the README section from existing result files')
@@ -39,7 +41,7 @@ const program = new Command()
 
 const opts = program.opts<{
   scenario: Scenario | 'all'; engines: string; size: string; piece: string; runs: string; peers: string; rate: string;
-  swarmSize: string; swarmPiece: string; createSize: string; adapt: boolean; quick?: boolean; reportOnly?: boolean;
+  swarmSize: string; swarmPiece: string; createSize: string; adapt: boolean; quick?: boolean; reportOnly?: boolean; origin: string;
 }>();
 
 const log = (m: string): void => { process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`); };
@@ -56,6 +58,8 @@ const createSize = quick ? 256 << 20 : parseSize(opts.createSize);
 parseRate(opts.rate);
 if (!Number.isInteger(runs) || runs < 1) program.error('--runs must be a positive integer');
 if (peersList.some((n) => !Number.isInteger(n) || n < 1 || n > 200)) program.error('--peers must be integers from 1 to 200');
+const origins = opts.origin.split(',').map((s) => s.trim()).filter(Boolean) as SwarmOrigin[];
+if (origins.length === 0 || origins.some((o) => o !== 'seed' && o !== 'webseed')) program.error('--origin takes seed, webseed or seed,webseed');
 
 let workDir = '';
 let interrupted = false;
@@ -114,7 +118,7 @@ async function pair(): Promise<Limits> {
 }
 
 async function swarm(): Promise<void> {
-  const r = await base('swarm', { size: swarmSize, pieceLength: swarmPiece, peers: peersList, rate: opts.rate, engines });
+  const r = await base('swarm', { size: swarmSize, pieceLength: swarmPiece, peers: peersList, rate: opts.rate, engines, origins });
   if (process.getuid?.() !== 0) {
     r.notes.push('swarm skipped: network namespaces need root');
     log(r.notes[0]!);
@@ -134,11 +138,17 @@ async function swarm(): Promise<void> {
   const removed = sweep();
   if (removed) log(`swarm: removed ${removed} leftover namespace(s)`);
   try {
-    for (const n of peersList) {
+    if (origins.includes('webseed')) {
+      if (!existsSync(NGINX)) r.notes.push(`web-seed origin skipped: ${NGINX} not installed (apt-get install nginx-light)`);
+      else r.notes.push('Web-seed origin: nginx in the origin namespace (upload shaped like every host) is the only source; no BitTorrent seed. Each downloader gets the web seed URL with the start signal (libtorrent: add_url_seed; Shoal: Torrent.addWebSeed). Origin copies = body bytes in nginx\'s access log ÷ file size. WebTorrent and HTTP are not part of this variant.');
+    }
+    for (const n of peersList) for (const origin of origins) {
+      if (origin === 'webseed' && !existsSync(NGINX)) continue;
       let rate = opts.rate;
+      const engs = origin === 'webseed' ? swarmEngines.filter((e) => WEBSEED_ENGINES.includes(e)) : swarmEngines;
       for (let attempt = 0; attempt < 2; attempt++) {
         const batch: SwarmResult[] = [];
-        for (const e of swarmEngines) batch.push(await runSwarm({ engine: e, peers: n, rate, size: swarmSize, pieceLength: swarmPiece, workDir, log }));
+        for (const e of engs) batch.push(await runSwarm({ engine: e, peers: n, rate, size: swarmSize, pieceLength: swarmPiece, workDir, log, origin }));
         results.push(...batch);
         if (!opts.adapt || attempt > 0 || !batch.some((b) => b.saturated)) break;
         const lower = `${Math.round(parseRate(rate) / 2e6)}mbit`;

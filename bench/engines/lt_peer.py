@@ -123,6 +123,8 @@ def main():
         for cmd in cmds:
             c = cmd.get("cmd")
             if c == "peers":
+                for u in cmd.get("webSeeds", []):
+                    h.add_url_seed(u)  # BEP 19 web seed, given at the start signal so no download starts early
                 for p in cmd.get("peers", []):
                     h.connect_peer((p["host"], int(p["port"])))
             elif c == "stats":

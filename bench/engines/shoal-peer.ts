@@ -9,6 +9,7 @@ interface TorrentLike {
   on(ev: 'done' | 'checked', fn: () => void): unknown;
   on(ev: 'error', fn: (err: Error) => void): unknown;
   addPeer(addr: PeerAddress): void;
+  addWebSeed(url: string): boolean;
   stats(): { downloaded: number; uploaded: number; peers: number; progress: number; hashFails?: number; wasted?: number };
 }
 interface ClientLike {
@@ -56,10 +57,11 @@ if (a.role === 'seed') {
 }
 
 createInterface({ input: process.stdin }).on('line', (line) => {
-  let cmd: { cmd?: string; peers?: PeerAddress[] };
+  let cmd: { cmd?: string; peers?: PeerAddress[]; webSeeds?: string[] };
   try { cmd = JSON.parse(line) as typeof cmd; } catch { return; }
   if (cmd.cmd === 'peers') {
     for (const p of cmd.peers ?? []) torrent.addPeer(p);
+    for (const u of cmd.webSeeds ?? []) torrent.addWebSeed(u);
   } else if (cmd.cmd === 'stats') {
     const s = torrent.stats();
     emit({ event: 'stats', uploaded: s.uploaded, downloaded: s.downloaded, peers: s.peers, progress: s.progress, hashFails: s.hashFails, wasted: s.wasted });

@@ -7,11 +7,19 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { makeTorrent, parseRate, warmCache, writeRandomFile } from '../lib/data.js';
 import { startRole, type EngineName } from '../lib/engines.js';
-import { createNet, type Net } from '../lib/netns.js';
+import { createNet, hostIp, type Net } from '../lib/netns.js';
+import { startOrigin, type Origin } from '../lib/nginx.js';
 import type { Proc } from '../lib/proc.js';
 import { percentile } from '../lib/stats.js';
 
 const PORT = 6881;
+const ORIGIN_PORT = 8080;
+
+/**
+ * Who holds the data at the start: a BitTorrent seed of the same engine, or an HTTP origin (nginx, shaped like every
+ * host) that the torrent names as its web seed (BEP 19 url-list); then no BitTorrent seed exists.
+ */
+export type SwarmOrigin = 'seed' | 'webseed';
 /**
  * Share of all cores used by the benchmark's own processes above which a run counts as CPU-bound.
  * Kernel networking work done in softirq context is partly charged to no process, hence below 1.
@@ -22,6 +30,8 @@ export const TBF_PAYLOAD_FRACTION = 1448 / 1514;
 
 export interface SwarmResult {
   engine: EngineName; peers: number; rate: string; size: number; pieceLength: number;
+  /** Absent in results written before the web-seed variant existed: 'seed'. */
+  origin?: SwarmOrigin;
   ok: boolean; failure?: string;
   /** Seconds from start until each downloader completed, sorted. */
   completions: number[];
@@ -40,7 +50,10 @@ export interface SwarmResult {
   contended: boolean;
 }
 
-export interface SwarmOptions { engine: EngineName; peers: number; rate: string; size: number; pieceLength: number; workDir: string; log: (m: string) => void }
+export interface SwarmOptions { engine: EngineName; peers: number; rate: string; size: number; pieceLength: number; workDir: string; log: (m: string) => void; origin?: SwarmOrigin }
+
+/** The engines whose runners use a torrent's url-list (WebTorrent's runner turns web seeds off; HTTP has no swarm). */
+export const WEBSEED_ENGINES: EngineName[] = ['shoal', 'libtorrent', 'libtorrent-default'];
 
 /** Kumar–Ross: T_min = max(F/u_s, N·F/(u_s + N·u)) with seed upload u_s and per-downloader upload u. */
 export function kumarRossFloor(fileBytes: number, n: number, seedBps: number, peerBps: number): number {
@@ -71,24 +84,34 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
   const rateBps = parseRate(o.rate);
   const floor = kumarRossFloor(o.size, o.peers, rateBps, rateBps);
   const floorEff = kumarRossFloor(o.size, o.peers, rateBps * TBF_PAYLOAD_FRACTION, rateBps * TBF_PAYLOAD_FRACTION);
+  const origin = o.origin ?? 'seed';
+  // The web seed is given to each downloader with the start signal (not in the torrent's url-list), so that no
+  // engine starts fetching from the origin before the clock starts.
   const { seedDir, torrent } = await prepareSwarmData(o.workDir, o.size, o.pieceLength);
-  const tag = `[swarm ${o.engine} N=${o.peers} ${o.rate}]`;
+  const webSeed = `http://${hostIp(0)}:${ORIGIN_PORT}/data.bin`;
+  const tag = `[swarm ${o.engine} N=${o.peers} ${o.rate}${origin === 'webseed' ? ' web-seed origin' : ''}]`;
   const base: SwarmResult = {
-    engine: o.engine, peers: o.peers, rate: o.rate, size: o.size, pieceLength: o.pieceLength, ok: false, completions: [],
+    engine: o.engine, peers: o.peers, rate: o.rate, size: o.size, pieceLength: o.pieceLength, origin, ok: false, completions: [],
     lastSeconds: NaN, floorSeconds: floor, floorEffectiveSeconds: floorEff, ratioToFloor: NaN, ratioToEffectiveFloor: NaN,
     originCopies: null, spread: { first: NaN, median: NaN, p90: NaN, last: NaN }, cpuBusy: NaN, cpuShareOurs: NaN, saturated: false, contended: false,
   };
   const ownNet = !net;
   const procs: Proc[] = [];
   const leechDirs: string[] = [];
+  let nginx: Origin | undefined;
   try {
     net ??= await createNet(o.peers + 1, o.rate);
     await warmCache(join(seedDir, 'data.bin'));
     const [seedHost, ...leechHosts] = net.hosts;
     const common = { torrent, host: '', port: PORT, strategy: 'rarest' as const, file: 'data.bin' };
-    const seed = startRole({ ...common, engine: o.engine, role: 'seed', dir: seedDir, host: seedHost!.ip, netns: seedHost!.ns }, `${tag} seed`);
-    procs.push(seed);
-    await seed.waitFor('ready', 600_000);
+    let seed: Proc | undefined;
+    if (origin === 'webseed') {
+      nginx = await startOrigin(seedDir, seedHost!.ns, seedHost!.ip, ORIGIN_PORT);
+    } else {
+      seed = startRole({ ...common, engine: o.engine, role: 'seed', dir: seedDir, host: seedHost!.ip, netns: seedHost!.ns }, `${tag} seed`);
+      procs.push(seed);
+      await seed.waitFor('ready', 600_000);
+    }
     const leeches: Proc[] = [];
     for (let i = 0; i < o.peers; i++) {
       const h = leechHosts[i]!;
@@ -108,15 +131,16 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     const t0 = performance.now();
     // Each pair of downloaders is introduced once (i dials j < i), so no engine has to resolve duplicate connections.
     leeches.forEach((p, i) => {
-      const peers = o.engine === 'http' ? [seedAddr] : [seedAddr, ...leechHosts.slice(0, i).map((h) => ({ host: h.ip, port: PORT }))];
-      p.send('peers', { peers });
+      const others = leechHosts.slice(0, i).map((h) => ({ host: h.ip, port: PORT }));
+      const peers = o.engine === 'http' ? [seedAddr] : origin === 'webseed' ? others : [seedAddr, ...others];
+      p.send('peers', origin === 'webseed' ? { peers, webSeeds: [webSeed] } : { peers });
     });
     const timeout = Math.max(120_000, 4 * ((o.peers * o.size * 8) / rateBps) * 1000);
     const completions = await Promise.all(leeches.map((p) => p.waitFor('done', timeout).then(() => (performance.now() - t0) / 1000)));
     const wall = (performance.now() - t0) / 1000;
     const sys1 = cpuTimes();
     const cpuOurs = procs.reduce((sum, p, i) => sum + (p.cpu() - cpu0[i]!), 0);
-    const st = await seed.request('stats').catch(() => undefined);
+    const st = seed ? await seed.request('stats').catch(() => undefined) : { uploaded: await nginx!.bodyBytesServed() };
     for (const d of leechDirs) {
       const s = await stat(join(d, 'data.bin'));
       if (s.size !== o.size) throw new Error(`${tag}: a downloader's file has ${s.size} bytes, expected ${o.size}`);
@@ -139,6 +163,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     return { ...base, failure: msg };
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
+    await nginx?.stop();
     if (ownNet) net?.teardown();
     await Promise.all(leechDirs.map((d) => rm(d, { recursive: true, force: true })));
   }

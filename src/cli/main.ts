@@ -121,6 +121,8 @@ export function buildProgram(): Command {
     .option('--upload-limit <bytes/s>', 'upload limit, e.g. 10MiB')
     .option('--download-limit <bytes/s>', 'download limit, e.g. 50MiB')
     .option('--max-peers <n>', 'connections per torrent')
+    .option('--web-seed <url>', 'HTTP origin holding the files (BEP 19 web seed; repeatable), used where peers cannot serve', collect)
+    .option('--origin-limit <bytes/s>', 'cap on what this download takes from web seeds, e.g. 5MiB')
     .action(action(async (out, source: string, opts: Record<string, unknown>) => getCommand(source, opts, out)));
 
   program

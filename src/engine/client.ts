@@ -42,6 +42,7 @@ export class Client extends EventEmitter {
   private readonly inbound = new Set<net.Socket>();
   private readonly uploadBucket: TokenBucket | null;
   private readonly downloadBucket: TokenBucket | null;
+  private readonly originBucket: TokenBucket | null;
   private readonly ctx: TorrentContext;
 
   constructor(opts: ClientOptions = {}) {
@@ -51,6 +52,10 @@ export class Client extends EventEmitter {
     this.peerId = opts.peerId ?? makePeerId();
     this.uploadBucket = opts.uploadLimit ? new TokenBucket(opts.uploadLimit) : null;
     this.downloadBucket = opts.downloadLimit ? new TokenBucket(opts.downloadLimit) : null;
+    this.originBucket = opts.originLimit ? new TokenBucket(opts.originLimit) : null;
+    if (opts.webSeedTimeout !== undefined && !(Number.isInteger(opts.webSeedTimeout) && opts.webSeedTimeout > 0)) {
+      throw new ShoalError('EUSAGE', `webSeedTimeout must be a positive number of milliseconds, got ${opts.webSeedTimeout}`);
+    }
     const client = this;
     this.ctx = {
       peerId: this.peerId,
@@ -59,6 +64,8 @@ export class Client extends EventEmitter {
       trackers: opts.trackers !== false,
       uploadBucket: this.uploadBucket,
       downloadBucket: this.downloadBucket,
+      originBucket: this.originBucket,
+      ...(opts.webSeedTimeout !== undefined ? { webSeedTimeoutMs: opts.webSeedTimeout } : {}),
       maxPeersPerTorrent: opts.maxPeersPerTorrent ?? 60,
       uploadSlots: opts.uploadSlots ?? 4,
       localAddress: opts.localAddress,

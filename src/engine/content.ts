@@ -6,7 +6,9 @@ import type { PeerConnection } from '../connection/connection.js';
 import { PiecePicker } from './piece-picker.js';
 import { Choker, type ChokerPeer } from './choker.js';
 import { RateMeter } from './rate-meter.js';
-import { Downloader } from './download.js';
+import { Downloader, type BlockSource } from './download.js';
+import { WebSeedSource } from './web-seed-source.js';
+import { WebSeedError, isWebSeedUrl } from '../webseed/index.js';
 import { Uploader } from './upload.js';
 import { InitialSeeder } from './initial-seeding.js';
 import type { TorrentContext } from './context.js';
@@ -21,6 +23,19 @@ const SOLE_FAILURES_TO_BAN = 2;
 const RECHOKE_TICKS = 10;
 /** BEP 6 allowed-fast set size we grant to a peer that has almost nothing (libtorrent grants 10). */
 const ALLOWED_FAST_COUNT = 10;
+/** A web seed alone delivering this many pieces that fail their hash is dropped, as a lying peer is banned. */
+const WEB_SEED_FAILURES_TO_DROP = 2;
+/** Peers get this long after the content is ready to connect and announce before web seeds start (if any peer source exists). */
+const WEB_SEED_GRACE_MS = 1000;
+/** A peer that owns origin pieces but announced no new piece for this long has given up on them: others take them. */
+const OWNER_SILENT_MS = 10_000;
+/** Every peer that has pieces we lack has choked us for this long: web seeds fetch any missing piece. */
+const CHOKED_MS = 4000;
+/** A piece downloading from peers for this long has stalled: web seeds fetch any missing piece. */
+const PIECE_STALL_MS = 10_000;
+/** Concurrent ranges per web seed while peers deliver (filling holes) and while they do not (carrying the download). */
+const WEB_SEED_JOBS_FILL = 1;
+const WEB_SEED_JOBS_CARRY = 4;
 
 /** What the content needs from its swarm session. */
 export interface ContentHost {
@@ -32,6 +47,10 @@ export interface ContentHost {
   /** Every wanted piece is verified (once per torrent run). */
   completed(): void;
   fail(err: unknown): void;
+  /** Web seed URLs (BEP 19 url-list, magnet ws, AddOptions.webSeeds); default none. */
+  webSeedUrls?(): string[];
+  /** Whether any peer source (tracker, explicit peers, …) exists: web seeds then give peers a moment first. */
+  hasPeerSources?(): boolean;
 }
 
 /**
@@ -58,6 +77,18 @@ export class TorrentContent {
   uploadedBytes = 0;
   wastedBytes = 0;
   hashFailCount = 0;
+  /** Payload bytes from peers and from web seeds (together: downloadedBytes). */
+  fromPeers = 0;
+  fromWebSeeds = 0;
+  /** Web seeds (BEP 19) as block sources; dropped ones stay listed (closed) for their stats. */
+  readonly webSeeds: WebSeedSource[] = [];
+  /** Last time a peer that has pieces we lack was unchoking us (or none had any). */
+  private lastUnchokedAt = 0;
+  /** When each connection last announced a piece (bitfield, have, have-all): is an origin-piece owner still working? */
+  private readonly lastAnnounce = new WeakMap<PeerConnection, number>();
+  private webSeedStartAt = 0;
+  /** 32-bit hashes of peer ids, for spreading origin fetches across downloaders (see webSeedCandidates). */
+  private readonly peerHashes = new WeakMap<PeerConnection, number>();
   leftBytes = 0;
   wantedTotal = 0;
   private tickCount = 0;
@@ -103,10 +134,10 @@ export class TorrentContent {
       writePiece: (index, data) => this.storage.writePiece(index, data),
       pieceVerified: (index) => this.onPieceVerified(index),
       pieceFailed: (index, contributors) => this.onPieceFailed(index, contributors),
-      banPeer: (peer, reason) => this.host.ban(peer, reason),
+      banPeer: (peer, reason) => this.banSource(peer, reason),
       storageFailed: (err) => this.host.fail(err),
-      resumeRequests: () => { for (const p of this.host.connections()) this.downloader.fill(p); },
-      peerByKey: (key) => key as PeerConnection,
+      resumeRequests: () => { for (const p of this.host.connections()) this.downloader.fill(p); this.fillWebSeeds(); },
+      peerByKey: (key) => key as BlockSource,
       addWasted: (bytes) => { this.wastedBytes += bytes; },
     });
     this.uploader = new Uploader({
@@ -137,6 +168,176 @@ export class TorrentContent {
       this.seeder = new InitialSeeder(meta.pieceCount, meta.pieceLength, meta.lastPieceLength);
     }
     this.ready = true;
+    if (!this.complete) this.openWebSeeds();
+  }
+
+  // ---- web seeds ----
+
+  private openWebSeeds(): void {
+    const urls = [...new Set(this.host.webSeedUrls?.() ?? [])];
+    if (urls.length === 0) return;
+    for (const url of urls) this.addWebSeed(url, false);
+    const now = Date.now();
+    this.webSeedStartAt = this.host.hasPeerSources?.() === false ? now : now + WEB_SEED_GRACE_MS;
+    this.lastUnchokedAt = now;
+    this.fillWebSeeds();
+  }
+
+  /** Adds a web seed (BEP 19) while running; false (with a warning) when the URL is unusable or already added. */
+  addWebSeed(url: string, start = true): boolean {
+    if (this.webSeeds.some((w) => w.url === url)) return false;
+    if (!isWebSeedUrl(url)) {
+      this.host.emit('warning', `web seed ${JSON.stringify(url)} ignored: only http:// and https:// web seeds are supported`);
+      return false;
+    }
+    const ctx = this.host.ctx;
+    const origin = ctx.originBucket ?? null;
+    const dl = ctx.downloadBucket;
+    // Web seed bytes count against the client's download limit as well as its origin limit.
+    const limiter = origin && dl ? { take: (n: number) => Math.max(origin.take(n), dl.take(n)) } : origin ?? dl ?? undefined;
+    const self = this;
+    try {
+      const opts: ConstructorParameters<typeof WebSeedSource>[0] = {
+        url, meta: this.meta,
+        host: {
+          get downloader() { return self.downloader; },
+          candidates: (src) => self.webSeedCandidates(src),
+          deliver: (src, index, begin, length, data, offset) => self.webSeedBlock(src, index, begin, length, data, offset),
+          failed: (src, err) => self.webSeedFailed(src, err),
+        },
+      };
+      if (limiter) opts.rateLimiter = limiter;
+      if (ctx.webSeedTimeoutMs !== undefined) opts.timeoutMs = ctx.webSeedTimeoutMs;
+      this.webSeeds.push(new WebSeedSource(opts));
+    } catch (err) {
+      this.host.emit('warning', `web seed ${url} ignored: ${(err as Error).message}`);
+      return false;
+    }
+    if (start) {
+      if (this.webSeedStartAt === 0) {
+        this.webSeedStartAt = Date.now() + (this.host.hasPeerSources?.() === false ? 0 : WEB_SEED_GRACE_MS);
+        this.lastUnchokedAt = Date.now();
+      }
+      this.fillWebSeeds();
+    }
+    return true;
+  }
+
+  /** Web seed sources (for the cross-structure invariant checks and stats). */
+  webSeedSources(): readonly WebSeedSource[] {
+    return this.webSeeds;
+  }
+
+  fillWebSeeds(): void {
+    if (this.webSeeds.length === 0 || this.complete || this.closed) return;
+    const now = Date.now();
+    if (now < this.webSeedStartAt) return;
+    let attached = 0;
+    for (const c of this.host.connections()) if (!c.closed && c.knowsPieceCount) attached++;
+    const carry = attached === 0 || this.peersStalled(now, this.host.connections());
+    const jobs = carry ? WEB_SEED_JOBS_CARRY : WEB_SEED_JOBS_FILL;
+    for (const ws of this.webSeeds) if (ws.usable) ws.fill(jobs);
+  }
+
+  /**
+   * Peers first. A web seed fetches (1) pieces no connected peer has (availability 0) that this downloader "owns":
+   * among itself and its connected non-seed peers, the one whose peer id hashes highest with the piece index
+   * (rendezvous hashing). Downloaders that see the same peers agree on owners, so each piece comes from the origin
+   * about once and is then traded. (2) Pieces no peer has whose owner announced no new piece for OWNER_SILENT_MS (it
+   * has no web seed, a limit, or went quiet). (3) When every peer that has pieces we lack has choked us for CHOKED_MS,
+   * or a piece from peers stalled for PIECE_STALL_MS, or there are no peers: any missing piece. Within each set the
+   * picker takes the rarest, random among equals.
+   */
+  private webSeedCandidates(_src: WebSeedSource): (ReadonlySet<number> | null)[] {
+    const now = Date.now();
+    if (this.complete || now < this.webSeedStartAt) return [];
+    const others: number[] = [];
+    const owners: PeerConnection[] = [];
+    let attached = 0;
+    for (const c of this.host.connections()) {
+      if (c.closed || !c.knowsPieceCount) continue;
+      attached++;
+      if (c.hasAll) continue;
+      let h = this.peerHashes.get(c);
+      if (h === undefined) { h = hash32(c.handshake.peerId); this.peerHashes.set(c, h); }
+      others.push(h);
+      owners.push(c);
+    }
+    if (attached === 0) return [null];
+    const me = hash32(this.host.ctx.peerId);
+    const orphaned = new Set<number>();
+    const own = new Set<number>();
+    const picker = this.picker;
+    const wanted = this.storage.wanted;
+    for (let i = 0; i < this.meta.pieceCount; i++) {
+      if (picker.availability(i) !== 0 || !wanted.get(i)) continue;
+      const st = picker.pieceState(i);
+      if (st !== 'queued' && st !== 'active') continue;
+      let best = score(me, i);
+      let owner = -1;
+      for (let k = 0; k < others.length; k++) {
+        const sc = score(others[k]!, i);
+        if (sc > best) { best = sc; owner = k; }
+      }
+      if (owner < 0) own.add(i);
+      else if (now - (this.lastAnnounce.get(owners[owner]!) ?? 0) > OWNER_SILENT_MS) orphaned.add(i);
+    }
+    if (this.peersStalled(now, owners)) return [own, orphaned, null];
+    return [own, orphaned];
+  }
+
+  /** Every peer with pieces we lack chokes us (for CHOKED_MS), or a piece they are sending is PIECE_STALL_MS old. */
+  private peersStalled(now: number, conns: Iterable<PeerConnection>): boolean {
+    let interesting = false;
+    for (const c of conns) {
+      if (c.closed || c.interestingCount === 0) continue;
+      interesting = true;
+      if (!c.peerChoking) { this.lastUnchokedAt = now; break; }
+    }
+    if (!interesting) this.lastUnchokedAt = now;   // no peer can help: nothing to wait for
+    if (now - this.lastUnchokedAt > CHOKED_MS) return true;
+    const fromWeb = new Set<number>();
+    for (const ws of this.webSeeds) for (const r of ws.download.outstanding.values()) fromWeb.add(r.index);
+    const oldest = this.downloader.oldestPieceStart(fromWeb);
+    return oldest > 0 && now - oldest > PIECE_STALL_MS;
+  }
+
+  private webSeedBlock(src: WebSeedSource, index: number, begin: number, length: number, data: Buffer, offset: number): void {
+    const target = this.downloader.blockTarget(src, index, begin, length);
+    if (target !== null) data.copy(target, 0, offset, offset + length);
+    src.download.bytes += length;
+    src.download.meter.add(length);
+    this.fromWebSeeds += length;
+    this.downloadedBytes += length;
+    this.downloadMeter.add(length);
+    this.downloader.blockReceived(src, index, begin, length);
+  }
+
+  private webSeedFailed(src: WebSeedSource, err: WebSeedError): void {
+    this.host.emit('warning', err.message);
+    if (!err.retryable) this.dropWebSeed(src, err.message, false);
+  }
+
+  /** Stop using a web seed: its requests go back to the picker for peers and other web seeds. */
+  private dropWebSeed(src: WebSeedSource, reason: string, warn: boolean): void {
+    if (src.closed) return;
+    src.disable(reason);
+    this.downloader.releasePeer(src, false);
+    this.picker.peerGone(src);
+    if (warn) this.host.emit('warning', `web seed ${src.url}: ${reason}; this web seed is disabled`);
+    if (!this.webSeeds.some((w) => w.usable)) {
+      let peers = 0;
+      for (const c of this.host.connections()) if (!c.closed) peers++;
+      if (peers === 0) this.host.emit('warning', 'no usable web seed left and no peers connected: the download cannot progress until a peer appears');
+    }
+    for (const c of this.host.connections()) this.downloader.fill(c);
+    this.fillWebSeeds();
+  }
+
+  /** Smart ban: a source whose data was proven wrong by a later good copy of the piece. */
+  private banSource(src: BlockSource, reason: string): void {
+    if (src instanceof WebSeedSource) this.dropWebSeed(src, reason, true);
+    else this.host.ban(src as PeerConnection, reason);
   }
 
   get have(): Bitfield {
@@ -159,6 +360,7 @@ export class TorrentContent {
       c.destroy(err as Error);
       return false;
     }
+    this.lastAnnounce.set(c, Date.now());
     if (c.isSeed) {
       this.picker.addHaveAll();
       c.interestingCount = this.picker.missingCount();
@@ -222,6 +424,7 @@ export class TorrentContent {
 
   gotHave(c: PeerConnection, index: number): void {
     this.picker.addPeerHave(index);
+    if (this.webSeeds.length > 0) this.lastAnnounce.set(c, Date.now());
     this.seeder?.peerHas(c, index);
     if (this.storage.wanted.get(index) && !this.storage.have.get(index)) {
       c.interestingCount++;
@@ -232,6 +435,7 @@ export class TorrentContent {
 
   gotBitfield(c: PeerConnection): void {
     this.picker.addPeerBitfield(c.bits);
+    if (this.webSeeds.length > 0) this.lastAnnounce.set(c, Date.now());
     c.interestingCount = this.countInteresting(c.bits);
     if (this.complete && c.hasAll) return c.destroy();
     this.seeder?.peerBitfield(c);
@@ -263,6 +467,7 @@ export class TorrentContent {
     c.download.bytes += length;
     c.download.meter.add(length);
     this.downloadedBytes += length;
+    this.fromPeers += length;
     this.downloadMeter.add(length);
     this.downloader.blockReceived(c, index, begin, length);
     this.downloader.fill(c);
@@ -330,18 +535,31 @@ export class TorrentContent {
     }
     this.host.emit('piece', index);
     if (this.picker.missingCount() === 0 && !this.complete) this.onComplete();
+    else this.fillWebSeeds();
   }
 
-  private onPieceFailed(index: number, contributors: Set<PeerConnection>): void {
+  private onPieceFailed(index: number, contributors: Set<BlockSource>): void {
     this.hashFailCount++;
     this.picker.pieceFailed(index);
-    for (const c of contributors) {
+    for (const src of contributors) {
+      if (src instanceof WebSeedSource) {
+        if (src.closed || contributors.size !== 1) continue;
+        src.hashFailures++;
+        if (src.hashFailures >= WEB_SEED_FAILURES_TO_DROP) {
+          this.dropWebSeed(src, `${src.hashFailures} pieces it sent failed their hash check (the server's file differs from the torrent's)`, true);
+        } else {
+          this.host.emit('warning', `web seed ${src.url}: piece ${index} failed its hash check; fetching it again (the web seed is dropped after ${WEB_SEED_FAILURES_TO_DROP} such pieces)`);
+        }
+        continue;
+      }
+      const c = src as PeerConnection;
       if (c.banned) continue;
       c.download.hashFailures += contributors.size === 1 ? 1 : 0;
       if (c.download.hashFailures >= SOLE_FAILURES_TO_BAN) this.host.ban(c, `${c.download.hashFailures} pieces failed their hash check`);
     }
     this.host.emit('hashfail', index);
     for (const c of this.host.connections()) this.downloader.fill(c);
+    this.fillWebSeeds();
   }
 
   private onComplete(): void {
@@ -352,6 +570,11 @@ export class TorrentContent {
     for (const c of [...this.host.connections()]) {
       this.updateInterest(c);
       if (c.hasAll) c.destroy();
+    }
+    for (const ws of this.webSeeds) {
+      this.downloader.releasePeer(ws, false);
+      this.picker.peerGone(ws);
+      void ws.close();
     }
   }
 
@@ -418,12 +641,29 @@ export class TorrentContent {
         this.downloader.fill(c);
       }
     }
+    this.fillWebSeeds();
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all(this.webSeeds.map((ws) => ws.close().catch(() => undefined)));
     this.downloader?.close();
     if (this.storage) await this.storage.close();
   }
+}
+
+/** FNV-1a of a peer id: a stable 32-bit number per downloader. */
+function hash32(id: Buffer): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+/** Rendezvous score of downloader `h` for piece `i` (murmur3 finaliser: well mixed in both arguments). */
+function score(h: number, i: number): number {
+  let x = (h ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0;
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
 }

@@ -19,6 +19,10 @@ export interface TorrentContext {
   readonly pexIntervalMs: number | undefined;
   /** The client's DHT node, once listening; null when off. */
   readonly dht: Dht | null;
+  /** Shared by the client's web seeds (ClientOptions.originLimit); null or absent = no origin limit. */
+  readonly originBucket?: TokenBucket | null;
+  /** Web seed connect/headers/stall timeout (ms); absent = the fetcher's default (30 s). */
+  readonly webSeedTimeoutMs?: number;
   /** Connections the whole client may still open. */
   globalSlots(): number;
 }

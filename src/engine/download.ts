@@ -2,8 +2,18 @@ import { pieceHashAt, pieceLengthAt, type Metainfo } from '../metainfo/types.js'
 import { sha1, sha1Transfer } from '../util/sha1.js';
 import { BLOCK_SIZE } from '../wire/types.js';
 import type { PiecePicker } from './piece-picker.js';
-import { requestKey, type PeerConnection as Peer } from '../connection/connection.js';
+import { requestKey, type DownloadSlot, type PeerConnection as Peer } from '../connection/connection.js';
 import type { TokenBucket } from './token-bucket.js';
+
+/**
+ * Whoever a block was requested from: a peer connection, or a web seed (BEP 19) fetching over HTTP. The picker keys
+ * requests by this object; the downloader needs only its request bookkeeping and a way to say "never mind".
+ */
+export interface BlockSource {
+  readonly download: DownloadSlot;
+  readonly closed: boolean;
+  sendCancel(index: number, begin: number, length: number): void;
+}
 
 /** What the downloader needs from its torrent; keeps this file free of sockets, storage and events. */
 export interface DownloadHost {
@@ -13,13 +23,13 @@ export interface DownloadHost {
   /** Verified data goes to disk; resolves once written. */
   writePiece(index: number, data: Buffer): Promise<void>;
   pieceVerified(index: number): void;
-  pieceFailed(index: number, contributors: Set<Peer>): void;
-  /** A peer sent data proven wrong by a later good copy of the same piece. */
-  banPeer(peer: Peer, reason: string): void;
+  pieceFailed(index: number, contributors: Set<BlockSource>): void;
+  /** A peer (or web seed) sent data proven wrong by a later good copy of the same piece. */
+  banPeer(peer: BlockSource, reason: string): void;
   storageFailed(err: unknown): void;
   /** Pending verification/writes dropped below the limit again: top up every peer. */
   resumeRequests(): void;
-  peerByKey(key: object): Peer | undefined;
+  peerByKey(key: object): BlockSource | undefined;
   addWasted(bytes: number): void;
 }
 
@@ -28,9 +38,11 @@ interface InFlightPiece {
   /** Blocks being copied into `buffer` right now; a buffer goes back to the pool only when this is 0. */
   copying: number;
   /** Who delivered each block, for attributing a failed hash. */
-  senders: (Peer | undefined)[];
+  senders: (BlockSource | undefined)[];
   verifying: boolean;
   verifyWhenIdle: boolean;
+  /** When its first block was requested (to tell pieces that stall). */
+  startedAt: number;
 }
 
 /** Requests kept in flight per peer: the bandwidth–delay product, measured, within these bounds. */
@@ -60,7 +72,7 @@ export class Downloader {
   private readonly host: DownloadHost;
   private readonly inFlight = new Map<number, InFlightPiece>();
   /** Per failed piece: hash of each block as first received, and who sent it. */
-  private readonly suspectBlocks = new Map<number, { peer: Peer; hash: Buffer }[]>();
+  private readonly suspectBlocks = new Map<number, { peer: BlockSource; hash: Buffer }[]>();
   private readonly blocksPerPiece: number;
   private closed = false;
   private readonly pool: Buffer[] = [];
@@ -114,9 +126,29 @@ export class Downloader {
     peer.sendRequests(scratch, n);
   }
 
+  /**
+   * Requests up to `max` blocks for a source that is not a wire connection (a web seed, which has every piece and
+   * counts in no availability): picked by the same picker, restricted to `allowed` when given, recorded as the
+   * source's outstanding requests. Calls `out` per block; returns how many. Honours the pending-bytes bound.
+   */
+  request(src: BlockSource, max: number, allowed: ReadonlySet<number> | undefined,
+    out: (index: number, begin: number, length: number) => void): number {
+    if (this.closed || src.closed || max <= 0) return 0;
+    if (this.pendingBytes > MAX_PENDING_BYTES) {
+      this.throttled = true;
+      return 0;
+    }
+    const outstanding = src.download.outstanding;
+    return this.host.picker.pick(src, null, true, max, (index, begin, length) => {
+      if (!this.inFlight.has(index)) this.startPiece(index);
+      outstanding.set(requestKey(index, begin), { index, begin, length });
+      out(index, begin, length);
+    }, allowed);
+  }
+
   private startPiece(index: number): InFlightPiece {
     const length = pieceLengthAt(this.host.meta, index);
-    const p: InFlightPiece = { buffer: this.allocate(length), copying: 0, senders: new Array(Math.ceil(length / BLOCK_SIZE)), verifying: false, verifyWhenIdle: false };
+    const p: InFlightPiece = { buffer: this.allocate(length), copying: 0, senders: new Array(Math.ceil(length / BLOCK_SIZE)), verifying: false, verifyWhenIdle: false, startedAt: Date.now() };
     this.inFlight.set(index, p);
     return p;
   }
@@ -141,7 +173,7 @@ export class Downloader {
   }
 
   /** Parser asks where a block goes: only blocks we requested from this peer are accepted. */
-  blockTarget(peer: Peer, index: number, begin: number, length: number): Buffer | null {
+  blockTarget(peer: BlockSource, index: number, begin: number, length: number): Buffer | null {
     const req = peer.download.outstanding.get(requestKey(index, begin));
     if (req === undefined || req.length !== length) return null;
     const piece = this.inFlight.get(index);
@@ -152,7 +184,7 @@ export class Downloader {
   }
 
   /** A block finished arriving. Returns true when it was useful. */
-  blockReceived(peer: Peer, index: number, begin: number, length: number): boolean {
+  blockReceived(peer: BlockSource, index: number, begin: number, length: number): boolean {
     const key = requestKey(index, begin);
     const target = peer.download.copyTarget as InFlightPiece | null;
     if (target !== null) {
@@ -226,7 +258,7 @@ export class Downloader {
     if (this.closed) return;
     if (!ok) {
       this.rememberSuspects(index, piece);
-      const contributors = new Set<Peer>();
+      const contributors = new Set<BlockSource>();
       for (const p of piece.senders) if (p) contributors.add(p);
       this.inFlight.delete(index);
       this.release(piece);
@@ -249,7 +281,7 @@ export class Downloader {
 
   private rememberSuspects(index: number, piece: InFlightPiece): void {
     if (this.suspectBlocks.has(index)) return; // the first bad copy is enough evidence to compare against
-    const list: { peer: Peer; hash: Buffer }[] = [];
+    const list: { peer: BlockSource; hash: Buffer }[] = [];
     for (let b = 0; b < piece.senders.length; b++) {
       const peer = piece.senders[b];
       if (!peer) continue;
@@ -273,7 +305,7 @@ export class Downloader {
   }
 
   /** Give back everything a peer had in flight (it choked us, went away, or timed out). */
-  releasePeer(peer: Peer, sendCancel: boolean): void {
+  releasePeer(peer: BlockSource, sendCancel: boolean): void {
     const picker = this.host.picker;
     const outstanding = peer.download.outstanding;
     if (outstanding.size === 0) return;
@@ -287,8 +319,8 @@ export class Downloader {
     for (const index of touched) this.dropIfRequeued(index);
   }
 
-  /** The peer rejected one request (BEP 6). */
-  rejected(peer: Peer, index: number, begin: number, length: number): void {
+  /** The peer rejected one request (BEP 6), or a web seed could not fetch it: the block is free again. */
+  rejected(peer: BlockSource, index: number, begin: number, length: number): void {
     const req = peer.download.outstanding.get(requestKey(index, begin));
     if (req === undefined || req.length !== length) return;
     peer.download.outstanding.delete(requestKey(index, begin));
@@ -311,6 +343,16 @@ export class Downloader {
   /** Pieces with a buffer here (for the cross-structure invariant checks). */
   inFlightIndices(): IterableIterator<number> {
     return this.inFlight.keys();
+  }
+
+  /** When the oldest piece still being downloaded (not verifying) was started, skipping `except`; 0 when none. */
+  oldestPieceStart(except?: ReadonlySet<number>): number {
+    let oldest = 0;
+    for (const [index, p] of this.inFlight) {
+      if (p.verifying || p.verifyWhenIdle || except?.has(index)) continue;
+      if (oldest === 0 || p.startedAt < oldest) oldest = p.startedAt;
+    }
+    return oldest;
   }
 
   isVerifying(index: number): boolean {

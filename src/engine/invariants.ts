@@ -16,7 +16,9 @@ import type { TorrentContent } from './content.js';
  *  C4. Availability is the sum of connected peers' announcements: for every piece, the picker's announced count is
  *      the number of attached connections (those that know the piece count) that are not have-all and have the bit;
  *      the picker's have-all count is the number of attached have-all connections. A HAVE before a HAVE_ALL is
- *      taken out when the HAVE_ALL arrives.
+ *      taken out when the HAVE_ALL arrives. Web seeds announce nothing: they are in no availability count.
+ *  C5. Web seeds are block sources like connections: a usable web seed's outstanding requests are the picker's record
+ *      of its requests (as C3); a dropped (closed) web seed has no request left, neither of its own nor in the picker.
  */
 export function checkInvariants(content: TorrentContent, connections: Iterable<PeerConnection>): void {
   const fail = (msg: string): never => { throw new Error(`torrent invariant: ${msg}`); };
@@ -53,6 +55,18 @@ export function checkInvariants(content: TorrentContent, connections: Iterable<P
     if (known !== c.download.outstanding.size) fail(`C3: ${c.address} has ${c.download.outstanding.size} outstanding, picker counts ${known}`);
     if (c.isSeed) { haveAll++; continue; }
     for (const i of c.bits.indices()) announced[i]!++;
+  }
+  // C5
+  for (const ws of content.webSeedSources()) {
+    const known = picker.requestCount(ws);
+    if (ws.closed) {
+      if (ws.download.outstanding.size > 0 || known > 0) fail(`C5: dropped web seed ${ws.url} still has ${ws.download.outstanding.size} outstanding, picker counts ${known}`);
+      continue;
+    }
+    for (const r of ws.download.outstanding.values()) {
+      if (!picker.isRequester(ws, r.index, r.begin)) fail(`C5: web seed ${ws.url} has request ${r.index}/${r.begin} the picker does not know`);
+    }
+    if (known !== ws.download.outstanding.size) fail(`C5: web seed ${ws.url} has ${ws.download.outstanding.size} outstanding, picker counts ${known}`);
   }
   if (haveAll !== picker.haveAllCount) fail(`C4: ${haveAll} have-all connections, picker counts ${picker.haveAllCount}`);
   for (let i = 0; i < n; i++) {

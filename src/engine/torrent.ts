@@ -16,6 +16,7 @@ import { StaticPeerSource, TrackerSource } from '../peers/tracker-source.js';
 import { PeerManager } from './peer-manager.js';
 import { MAX_QUEUED_REQUESTS, TorrentContent } from './content.js';
 import { checkInvariants } from './invariants.js';
+import type { WebSeedSource } from './web-seed-source.js';
 import type { TorrentContext } from './context.js';
 import type { AddOptions, PeerStats, TorrentState, TorrentStats } from './types.js';
 
@@ -286,6 +287,8 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       ban: (c, reason) => self.ban(c, reason),
       completed: () => self.onComplete(),
       fail: (err) => self.fail(err),
+      webSeedUrls: () => [...(meta.urlList ?? []), ...(self.spec.webSeeds ?? []), ...(self.opts.webSeeds ?? []), ...self.lateWebSeeds],
+      hasPeerSources: () => self.sources.length > 0 || self.conns.size > 0 || self.peerManager.knownCount > 0,
     }, meta);
     this.content = content;
     await content.open((done, total) => this.emit('checking', done, total));
@@ -499,6 +502,10 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       infoHash: this.infoHashHex,
       name: this.name,
       downloaded: content?.downloadedBytes ?? 0,
+      fromPeers: content?.fromPeers ?? 0,
+      fromWebSeeds: content?.fromWebSeeds ?? 0,
+      webSeeds: content ? content.webSeeds.filter((w) => w.usable).length : 0,
+      webSeedsTotal: content?.webSeeds.length ?? 0,
       uploaded: content?.uploadedBytes ?? 0,
       downloadRate,
       uploadRate: content ? content.uploadMeter.rate(now) : 0,
@@ -519,6 +526,23 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       piecesInFlight: content?.downloader.piecesInFlight ?? 0,
       ...(this.ctx.dht ? { dht: { nodes: this.ctx.dht.stats().nodes, lookups: this.ctx.dht.stats().lookups } } : {}),
     };
+  }
+
+  /**
+   * Adds a web seed (BEP 19 HTTP origin) to a running torrent, like AddOptions.webSeeds. Before the content is
+   * ready it is kept for then; once complete there is nothing to fetch. Returns false for a duplicate or bad URL.
+   */
+  addWebSeed(url: string): boolean {
+    if (this.content?.isReady) return this.content.complete ? false : this.content.addWebSeed(url);
+    if (this.lateWebSeeds.includes(url)) return false;
+    this.lateWebSeeds.push(url);
+    return true;
+  }
+  private readonly lateWebSeeds: string[] = [];
+
+  /** Per web seed: URL, bytes delivered, whether still in use and why not. */
+  webSeedStats(): ReturnType<WebSeedSource['stats']>[] {
+    return this.content?.webSeeds.map((w) => w.stats()) ?? [];
   }
 
   peerStats(): PeerStats[] {

@@ -16,6 +16,13 @@ export interface ClientOptions {
   /** Upload and download limits in bytes per second; 0 = unlimited. */
   uploadLimit?: number;
   downloadLimit?: number;
+  /**
+   * Bytes per second this client takes from web seeds (BEP 19 HTTP origins), all torrents together; 0 or absent =
+   * no limit beyond downloadLimit. Peers are always tried first; this caps what the origin serves this host.
+   */
+  originLimit?: number;
+  /** Web seed timeout in ms: connecting, waiting for response headers, or a stalled body. Default 30 000. */
+  webSeedTimeout?: number;
   /** Announce to the torrent's trackers. Default true. */
   trackers?: boolean;
   /** Regular upload slots (tit-for-tat); one optimistic slot comes on top. Default 4. */
@@ -60,6 +67,8 @@ export interface AddOptions {
   assumeValid?: boolean;
   /** Peers to connect to directly, in addition to trackers. */
   peers?: PeerAddress[];
+  /** Web seed URLs (BEP 19), used in addition to the torrent's `url-list` and a magnet's `ws`. */
+  webSeeds?: string[];
   /** Extra tracker tiers, tried after the torrent's own. */
   announce?: string[][];
   /** Keep uploading after the download completes. Default true. */
@@ -80,8 +89,15 @@ export interface AddOptions {
 export interface TorrentStats {
   infoHash: string;
   name: string;
-  /** Payload bytes received / sent (protocol overhead excluded). */
+  /** Payload bytes received / sent (protocol overhead excluded); `downloaded` = `fromPeers` + `fromWebSeeds`. */
   downloaded: number;
+  /** Payload bytes received from BitTorrent peers. */
+  fromPeers: number;
+  /** Payload bytes received from web seeds (HTTP origins, BEP 19). */
+  fromWebSeeds: number;
+  /** Web seeds still in use, and all configured. */
+  webSeeds: number;
+  webSeedsTotal: number;
   uploaded: number;
   /** Bytes per second over the last few seconds. */
   downloadRate: number;

@@ -45,10 +45,13 @@ export interface NginxRequest { connection: number; method: string; uri: string;
  * with its config, pid file, logs and temp folders in a fresh temp dir. Stop it with stop() (by PID).
  * `tls: true` adds an https listener with a self-signed certificate for 127.0.0.1 (made with openssl).
  */
-export async function startNginx(root: string, opts: { tls?: boolean } = {}): Promise<NginxHandle> {
+export async function startNginx(root: string, opts: { tls?: boolean; netns?: string; host?: string; port?: number } = {}): Promise<NginxHandle> {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-nginx-'));
   for (const d of ['client', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(join(dir, 'tmp', d), { recursive: true });
-  const port = await freePort();
+  // In a network namespace (`netns`, run through `ip netns exec`) the server listens on `host`:`port` there, and
+  // readiness is its pid file, which nginx writes only after it has bound its listening sockets.
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? await freePort();
   const tlsPort = opts.tls ? await freePort() : 0;
   let cert: string | undefined;
   if (opts.tls) {
@@ -80,7 +83,7 @@ http {
   sendfile on;
   keepalive_requests 10000;
   server {
-    listen 127.0.0.1:${port};
+    listen ${host}:${port};
     ${opts.tls ? `listen 127.0.0.1:${tlsPort} ssl; ssl_certificate ${join(dir, 'cert.pem')}; ssl_certificate_key ${join(dir, 'key.pem')};` : ''}
     root ${root};
     location / { }
@@ -90,7 +93,10 @@ http {
   const confPath = join(dir, 'nginx.conf');
   await writeFile(confPath, conf);
   // -e: the error log before the config is read (otherwise the compiled-in default would be used).
-  const child = spawn(NGINX, ['-p', dir, '-e', errorLog, '-c', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = ['-p', dir, '-e', errorLog, '-c', confPath];
+  const child = opts.netns
+    ? spawn('ip', ['netns', 'exec', opts.netns, NGINX, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(NGINX, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => { output = (output + d.toString()).slice(-4000); });
   child.stderr!.on('data', (d: Buffer) => { output = (output + d.toString()).slice(-4000); });
@@ -108,7 +114,9 @@ http {
       const log = await readFile(errorLog, 'utf8').catch(() => '');
       throw new Error(`nginx exited early (${child.exitCode}): ${output}${log}`);
     }
-    if (await accepts(port) && (!opts.tls || await accepts(tlsPort))) {
+    const up = opts.netns ? await readFile(join(dir, 'nginx.pid'), 'utf8').then(() => true, () => false)
+      : await accepts(port) && (!opts.tls || await accepts(tlsPort));
+    if (up) {
       const requests = async (): Promise<NginxRequest[]> => {
         const text = await readFile(accessLog, 'utf8').catch(() => '');
         return text.split('\n').filter((l) => l.length > 0).map((l) => {
@@ -117,7 +125,7 @@ http {
         });
       };
       const h: NginxHandle = {
-        url: `http://127.0.0.1:${port}`, port, pid, root, accessLog, errorLog, requests,
+        url: `http://${host}:${port}`, port, pid, root, accessLog, errorLog, requests,
         async bodyBytesServed() { return (await requests()).reduce((s, r) => s + r.bodyBytes, 0); },
         stop,
       };

@@ -6,6 +6,8 @@ import { ShoalError } from '../../util/errors.js';
 import { EXIT, formatBytes, type Output } from '../output.js';
 import { forwardWarnings, plainLine, untilSignal, watchPeers, watchTorrent } from './run-torrent.js';
 import { loadTorrent } from './load-torrent.js';
+import { isWebSeedUrl } from '../../webseed/index.js';
+import type { TorrentStats } from '../../engine/types.js';
 import { clientOptions, type NetworkOptions } from './network-options.js';
 
 export interface GetCommandOptions extends NetworkOptions {
@@ -16,6 +18,7 @@ export interface GetCommandOptions extends NetworkOptions {
   select?: string;
   recheck?: boolean;
   timeout?: string;
+  webSeed?: string[];
 }
 
 export async function getCommand(source: string, opts: GetCommandOptions, out: Output): Promise<number> {
@@ -42,6 +45,10 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
     if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new ShoalError('EUSAGE', `--timeout takes seconds, got "${opts.timeout}"`);
   }
   const clientOpts = clientOptions(opts, 0);
+  const webSeeds = opts.webSeed ?? [];
+  for (const u of webSeeds) {
+    if (!isWebSeedUrl(u)) throw new ShoalError('EUSAGE', `--web-seed takes an http:// or https:// URL, got "${u}"`);
+  }
   // Everything about the input is checked before any socket or file is opened.
   const meta = magnet ? null : await loadTorrent(source);
   if (meta) checkSelection(selectedFiles, meta);
@@ -53,6 +60,7 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
   try {
     const addOpts: Parameters<Client['add']>[1] = { path: dir, peers, recheck: opts.recheck === true, seed: opts.seed === true };
     if (selectedFiles) addOpts.selectedFiles = selectedFiles;
+    if (webSeeds.length > 0) addOpts.webSeeds = webSeeds;
     if (opts.saveTorrent !== undefined) addOpts.saveTorrent = resolve(opts.saveTorrent);
     const torrent = await client.add(meta ?? source, addOpts);
     const failed = new Promise<Error>((res) => torrent.on('error', (err: Error) => res(err)));
@@ -91,14 +99,17 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
     if (outcome instanceof Error) return out.fail(outcome);
     if (outcome === 'timeout') {
       const s = torrent.stats();
-      return out.fail(new ShoalError('ETIMEOUT', `not complete after ${opts.timeout} s (${(s.progress * 100).toFixed(1)}%, ${s.peers} peers)`));
+      const ws = s.webSeedsTotal > 0 ? `, ${s.webSeeds} of ${s.webSeedsTotal} web seeds usable` : '';
+      return out.fail(new ShoalError('ETIMEOUT', `not complete after ${opts.timeout} s (${(s.progress * 100).toFixed(1)}%, ${s.peers} peers${ws})`));
     }
     if (outcome === 'SIGINT' || outcome === 'SIGTERM') {
       out.event('stopped', { signal: outcome, ...torrent.stats() }, `stopped: ${plainLine(torrent.stats())} (resume data saved)`);
       return EXIT.interrupted;
     }
     const s = torrent.stats();
-    out.event('done', { ...s }, `done: ${tmeta.name} complete and verified (${formatBytes(s.downloaded)} downloaded, ${formatBytes(s.uploaded)} uploaded)`);
+    out.event('done', { ...s }, s.fromWebSeeds > 0 || s.webSeedsTotal > 0
+      ? `done: ${tmeta.name} complete and verified: ${sourceSummary(s)}; ${formatBytes(s.uploaded)} uploaded`
+      : `done: ${tmeta.name} complete and verified (${formatBytes(s.downloaded)} downloaded, ${formatBytes(s.uploaded)} uploaded)`);
     if (opts.seed) {
       out.line(`seeding on port ${client.port}; Ctrl-C to stop`);
       stopWatching = watchTorrent(torrent, out);
@@ -119,4 +130,11 @@ function checkSelection(selectedFiles: number[] | undefined, meta: Metainfo): vo
       throw new ShoalError('EUSAGE', `--select: file ${i} does not exist (the torrent has ${meta.files.length} files; see shoal info)`);
     }
   }
+}
+
+/** "12.0 MiB from peers, 4.0 MiB from web seeds (75% from peers)". */
+export function sourceSummary(s: Pick<TorrentStats, 'fromPeers' | 'fromWebSeeds'>): string {
+  const total = s.fromPeers + s.fromWebSeeds;
+  const pct = total > 0 ? Math.round((s.fromPeers / total) * 100) : 100;
+  return `${formatBytes(s.fromPeers)} from peers, ${formatBytes(s.fromWebSeeds)} from web seeds (${pct}% from peers)`;
 }

@@ -11,6 +11,7 @@ export interface NetworkOptions {
   uploadLimit?: string;
   downloadLimit?: string;
   maxPeers?: string;
+  originLimit?: string;
   /** commander's --no-lsd / --no-pex set these to false */
   lsd?: boolean;
   pex?: boolean;
@@ -57,6 +58,7 @@ export function clientOptions(opts: NetworkOptions, defaultPort: number): Client
   if (opts.pex === false) c.pex = false;
   if (opts.uploadLimit !== undefined) c.uploadLimit = parseRate(opts.uploadLimit, '--upload-limit');
   if (opts.downloadLimit !== undefined) c.downloadLimit = parseRate(opts.downloadLimit, '--download-limit');
+  if (opts.originLimit !== undefined) c.originLimit = parseRate(opts.originLimit, '--origin-limit');
   if (opts.maxPeers !== undefined) {
     const n = Number(opts.maxPeers);
     if (!Number.isInteger(n) || n < 1) throw new ShoalError('EUSAGE', `--max-peers must be a positive number, got "${opts.maxPeers}"`);
