@@ -1,5 +1,5 @@
 /** Shoal's library API. */
-export { Client, Torrent, makePeerId, VERSION } from './engine/index.js';
+export { Client, Torrent, makePeerId, VERSION, torrentStreamSource, type TorrentFileView } from './engine/index.js';
 export type { AddOptions, ClientOptions, PeerStats, TorrentStats, TorrentState } from './engine/index.js';
 export {
   parseTorrent, readTorrentFile, encodeTorrent, createTorrent, choosePieceLength, parseMagnet, buildMagnet,
@@ -9,3 +9,5 @@ export { decode as bdecode, encode as bencode } from './bencode/index.js';
 export { parsePeerAddress, formatPeerAddress, type PeerAddress } from './discovery/compact.js';
 export { ShoalError, isShoalError, type ShoalErrorCode } from './util/errors.js';
 export { TrackerServer } from './tracker/index.js';
+export { StreamServer, type StreamSource, type StreamFile, type StreamServerOptions } from './stream/index.js';
+export { Dht, DhtPeerSource, PUBLIC_ROUTERS, type DhtOptions, type DhtStats } from './dht/index.js';

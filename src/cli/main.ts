@@ -8,6 +8,7 @@ const createCommand: typeof import('./commands/create.js').createCommand = async
 const infoCommand: typeof import('./commands/info.js').infoCommand = async (...a) => (await import('./commands/info.js')).infoCommand(...a);
 const seedCommand: typeof import('./commands/seed.js').seedCommand = async (...a) => (await import('./commands/seed.js')).seedCommand(...a);
 const getCommand: typeof import('./commands/get.js').getCommand = async (...a) => (await import('./commands/get.js')).getCommand(...a);
+const streamCommand: typeof import('./commands/stream.js').streamCommand = async (...a) => (await import('./commands/stream.js')).streamCommand(...a);
 const trackerCommand: typeof import('./commands/tracker.js').trackerCommand = async (...a) => (await import('./commands/tracker.js')).trackerCommand(...a);
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -101,29 +102,23 @@ export function buildProgram(): Command {
     .option('--max-peers <n>', 'connections per torrent')
     .action(action(async (out, source: string, opts: Record<string, unknown>) => seedCommand(source, opts, out)));
 
-  program
+  downloadOptions(program
     .command('get')
     .description('download a torrent; exits 0 once every selected file is complete and verified')
-    .argument('<torrent>', '.torrent file or magnet: URI')
-    .option('-o, --output <dir>', 'download folder', '.')
-    .option('--save-torrent <file>', 'with a magnet link: also save the fetched metadata as this .torrent')
-    .option('--no-lsd', 'no local service discovery (BEP 14) on the LAN')
-    .option('--no-pex', 'no peer exchange (BEP 11)')
-    .option('--no-dht', 'no DHT (BEP 5)')
-    .option('--dht-bootstrap <host:port>', 'DHT node to bootstrap from (repeatable; default: the public routers)', collect)
-    .option('--peer <host:port>', 'connect to this peer directly (repeatable)', collect)
+    .argument('<torrent>', '.torrent file or magnet: URI'))
     .option('--seed', 'keep seeding after the download completes, until Ctrl-C')
-    .option('--select <list>', 'download only these files (numbers from `shoal info`, e.g. 0,2)')
-    .option('--recheck', 'hash all data on disk instead of trusting resume data')
     .option('--timeout <seconds>', 'give up (exit 5) if not complete by then')
-    .option('--port <port>', 'peer listen port (default: any free port)')
-    .option('--host <address>', 'listen address (default: all, IPv4 and IPv6)')
-    .option('--upload-limit <bytes/s>', 'upload limit, e.g. 10MiB')
-    .option('--download-limit <bytes/s>', 'download limit, e.g. 50MiB')
-    .option('--max-peers <n>', 'connections per torrent')
-    .option('--web-seed <url>', 'HTTP origin holding the files (BEP 19 web seed; repeatable), used where peers cannot serve', collect)
-    .option('--origin-limit <bytes/s>', 'cap on what this download takes from web seeds, e.g. 5MiB')
     .action(action(async (out, source: string, opts: Record<string, unknown>) => getCommand(source, opts, out)));
+
+  downloadOptions(program
+    .command('stream')
+    .description('download a torrent while serving its files over HTTP (play while downloading); runs until Ctrl-C')
+    .argument('<torrent>', '.torrent file or magnet: URI'))
+    .option('--timeout <seconds>', 'give up (exit 5) if the metadata has not arrived by then')
+    .option('--file <n>', 'file to print the URL of (number from `shoal info`; default: the largest)')
+    .option('--http-port <port>', 'HTTP port (default: any free port)')
+    .option('--http-host <address>', 'HTTP listen address', '127.0.0.1')
+    .action(action(async (out, source: string, opts: Record<string, unknown>) => streamCommand(source, opts, out)));
 
   program
     .command('tracker')
@@ -139,6 +134,27 @@ export function buildProgram(): Command {
     .action(action(async (out, opts: Record<string, unknown>) => trackerCommand(opts, out)));
 
   return program;
+}
+
+/** Options shared by the commands that download (`get`, `stream`). */
+function downloadOptions(cmd: Command): Command {
+  return cmd
+    .option('-o, --output <dir>', 'download folder', '.')
+    .option('--save-torrent <file>', 'with a magnet link: also save the fetched metadata as this .torrent')
+    .option('--no-lsd', 'no local service discovery (BEP 14) on the LAN')
+    .option('--no-pex', 'no peer exchange (BEP 11)')
+    .option('--no-dht', 'no DHT (BEP 5)')
+    .option('--dht-bootstrap <host:port>', 'DHT node to bootstrap from (repeatable; default: the public routers)', collect)
+    .option('--peer <host:port>', 'connect to this peer directly (repeatable)', collect)
+    .option('--select <list>', 'download only these files (numbers from `shoal info`, e.g. 0,2)')
+    .option('--recheck', 'hash all data on disk instead of trusting resume data')
+    .option('--port <port>', 'peer listen port (default: any free port)')
+    .option('--host <address>', 'listen address (default: all, IPv4 and IPv6)')
+    .option('--upload-limit <bytes/s>', 'upload limit, e.g. 10MiB')
+    .option('--download-limit <bytes/s>', 'download limit, e.g. 50MiB')
+    .option('--max-peers <n>', 'connections per torrent')
+    .option('--web-seed <url>', 'HTTP origin holding the files (BEP 19 web seed; repeatable), used where peers cannot serve', collect)
+    .option('--origin-limit <bytes/s>', 'cap on what this download takes from web seeds, e.g. 5MiB');
 }
 
 async function main(argv: string[]): Promise<void> {

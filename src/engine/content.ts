@@ -11,6 +11,7 @@ import { WebSeedSource } from './web-seed-source.js';
 import { WebSeedError, isWebSeedUrl } from '../webseed/index.js';
 import { Uploader } from './upload.js';
 import { InitialSeeder } from './initial-seeding.js';
+import { StreamManager } from './streaming.js';
 import type { TorrentContext } from './context.js';
 import type { AddOptions } from './types.js';
 
@@ -69,6 +70,10 @@ export class TorrentContent {
   /** Set while initial seeding is spreading pieces; null otherwise. */
   private seeder: InitialSeeder | null = null;
   private ready = false;
+  /** Readers of files while they download (streaming). */
+  streams!: StreamManager;
+  /** Fastest download rate among connections, refreshed every tick, for deciding who gets deadline pieces. */
+  private fastestRate = 0;
   private closed = false;
 
   readonly downloadMeter = new RateMeter();
@@ -137,8 +142,20 @@ export class TorrentContent {
       banPeer: (peer, reason) => this.banSource(peer, reason),
       storageFailed: (err) => this.host.fail(err),
       resumeRequests: () => { for (const p of this.host.connections()) this.downloader.fill(p); this.fillWebSeeds(); },
+      mayTakeDeadlines: (peer) => this.mayTakeDeadlines(peer),
       peerByKey: (key) => key as BlockSource,
       addWasted: (bytes) => { this.wastedBytes += bytes; },
+    });
+    this.streams = new StreamManager({
+      meta,
+      hasPiece: (index) => this.storage.have.get(index),
+      isWanted: (index) => this.storage.wanted.get(index),
+      readPiece: (index) => this.storage.readPiece(index),
+      setCritical: (indices, urgent) => {
+        this.picker.setCritical(indices, urgent);
+        // New priorities: peers with room in their pipelines ask for them now, not at the next block.
+        for (const c of this.host.connections()) this.downloader.fill(c);
+      },
     });
     this.uploader = new Uploader({
       meta,
@@ -523,6 +540,7 @@ export class TorrentContent {
 
   private onPieceVerified(index: number): void {
     this.picker.pieceVerified(index);
+    this.streams.pieceVerified(index);
     this.leftBytes -= pieceLengthAt(this.meta, index);
     for (const c of this.host.connections()) {
       if (c.closed || !c.greeted) continue;
@@ -619,10 +637,25 @@ export class TorrentContent {
     }
   }
 
+  /**
+   * Pieces a reader waits on go to peers that deliver: not to one far slower than the fastest (a quarter of its
+   * rate), unless nobody has a measured rate yet.
+   */
+  private mayTakeDeadlines(c: PeerConnection): boolean {
+    if (this.fastestRate === 0) return true;
+    return c.download.meter.rate() >= this.fastestRate / 4;
+  }
+
   /** Once a second: rechoke every 10 s, expire initial-seeding offers, take requests back from snubbing peers. */
   tick(now: number): void {
     if (this.closed || !this.ready) return;
     this.tickCount++;
+    if (this.streams.readerCount > 0) {
+      let fastest = 0;
+      for (const c of this.host.connections()) fastest = Math.max(fastest, c.download.meter.rate(now));
+      this.fastestRate = fastest;
+      this.streams.update();
+    }
     if (this.tickCount % RECHOKE_TICKS === 0) this.rechoke();
     if (this.seeder?.active) {
       this.seeder.expireStale(now, (p, index) => (p as PeerConnection).upload.queue.some((r) => r.index === index));
@@ -647,6 +680,7 @@ export class TorrentContent {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.streams?.close();
     await Promise.all(this.webSeeds.map((ws) => ws.close().catch(() => undefined)));
     this.downloader?.close();
     if (this.storage) await this.storage.close();

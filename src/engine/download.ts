@@ -30,6 +30,8 @@ export interface DownloadHost {
   /** Pending verification/writes dropped below the limit again: top up every peer. */
   resumeRequests(): void;
   peerByKey(key: object): BlockSource | undefined;
+  /** May this peer be asked for pieces a reader is waiting on (streaming)? Slow peers are not. Default yes. */
+  mayTakeDeadlines?(peer: Peer): boolean;
   addWasted(bytes: number): void;
 }
 
@@ -122,7 +124,7 @@ export class Downloader {
       scratch[3 * n + 1] = begin;
       scratch[3 * n + 2] = length;
       n++;
-    }, choked ? peer.allowedFast : undefined);
+    }, choked ? peer.allowedFast : undefined, this.host.mayTakeDeadlines?.(peer) ?? true);
     peer.sendRequests(scratch, n);
   }
 
@@ -210,8 +212,8 @@ export class Downloader {
     const piece = this.inFlight.get(index);
     if (piece === undefined) return false;
     piece.senders[begin / BLOCK_SIZE] = peer;
-    // Endgame: the same block may be in flight from others; tell them not to bother.
-    if (picker.inEndgame) {
+    // Endgame (or an urgent streaming piece): the same block may be in flight from others; tell them not to bother.
+    if (picker.inEndgame || picker.isUrgent(index)) {
       for (const otherKey of picker.othersRequesting(index, begin, peer)) {
         const other = this.host.peerByKey(otherKey);
         if (other && other.download.outstanding.delete(key)) {

@@ -18,13 +18,18 @@ import type { Bitfield } from '../util/bitfield.js';
  *     NONE, or ACTIVE/PENDING left over from before it was deselected: those keep their received blocks
  *     (in case it is selected again) but never get a new request.
  *  3. Per block of an ACTIVE/PENDING piece: FREE (no requester), REQUESTED (>= 1 requester, not received)
- *     or RECEIVED (`from` = the peer whose copy we accepted). Outside endgame a block has at most one
- *     requester; in endgame at most `maxRequestersPerBlock`, never the same peer twice. A RECEIVED block may
+ *     or RECEIVED (`from` = the peer whose copy we accepted). Outside endgame (and urgent streaming pieces, see 6)
+ *     a block has at most one requester; otherwise at most `maxRequestersPerBlock`, never the same peer twice. A RECEIVED block may
  *     keep requesters: endgame duplicates still in flight, until cancelled or they arrive.
  *  4. An ACTIVE piece whose blocks all become FREE again (every request cancelled, nothing received) goes
  *     back to QUEUED, so "in flight" always means some progress or some request exists.
  *  5. Counters `queued`, `missing` (wanted && !have) and `freeWanted` (FREE blocks of wanted ACTIVE pieces)
  *     always match the structures; endgame is exactly `missing > 0 && queued == 0 && freeWanted == 0`.
+ *  6. Streaming adds a priority, not a second picker: `critical` lists pieces a reader needs next, most urgent
+ *     first. Every entry is a wanted piece we do not have, and appears once (`criticalSet` mirrors it); a piece
+ *     leaves the list when verified or unwanted. The first `urgent` entries are pieces a reader is blocked on: their
+ *     blocks may have up to `maxRequestersPerBlock` requesters outside endgame (duplicate requests to beat a
+ *     deadline), never the same peer twice.
  *
  * Availability: avail[i] counts peers that announced piece i via bitfield/have; peers with have-all (and
  * seeds the caller reports as such) are only a counter, since they add the same amount to every piece and
@@ -118,6 +123,10 @@ export class PiecePicker {
   private readonly pos: Int32Array;
   private queued = 0;
   private missing = 0;
+  /** Streaming: pieces readers need next, most urgent first (invariant 6). */
+  private critical: number[] = [];
+  private readonly criticalSet = new Set<number>();
+  private urgentSet = new Set<number>();
   private freeWanted = 0;
   private readonly pieces = new Map<number, Piece>();
   /** ACTIVE pieces in the order they were started: oldest first, to finish what was started. */
@@ -207,6 +216,68 @@ export class PiecePicker {
     return out;
   }
 
+  // ---- streaming priority ----
+
+  /**
+   * Pieces readers need next, most urgent first; the first `urgent` of them may get duplicate requests (a reader is
+   * waiting on them). Pieces we have or do not want are dropped from the list. Replaces the previous list.
+   */
+  setCritical(indices: readonly number[], urgent = 0): void {
+    this.critical = [];
+    this.criticalSet.clear();
+    this.urgentSet = new Set();
+    for (let k = 0; k < indices.length; k++) {
+      const i = indices[k]!;
+      if (i < 0 || i >= this.pieceCount || this.criticalSet.has(i)) continue;
+      if (this.pstate[i] === HAVE || !this.wanted.get(i)) continue;
+      if (k < urgent) this.urgentSet.add(i);
+      this.critical.push(i);
+      this.criticalSet.add(i);
+    }
+  }
+
+  get criticalPieces(): readonly number[] { return this.critical; }
+  isUrgent(index: number): boolean { return this.urgentSet.has(index); }
+
+  private dropCritical(index: number): void {
+    if (!this.criticalSet.delete(index)) return;
+    this.urgentSet.delete(index);
+    const k = this.critical.indexOf(index);
+    if (k >= 0) this.critical.splice(k, 1);
+  }
+
+  /** Free blocks of critical pieces first; for urgent ones, also second copies of blocks requested elsewhere. */
+  private pickCritical(peer: PeerKey, bits: Bitfield | null, max: number,
+    out: (index: number, begin: number, length: number) => void, allowedFast?: ReadonlySet<number>): number {
+    let n = 0;
+    for (const i of this.critical) {
+      if (n >= max) break;
+      if (bits !== null && !bits.get(i)) continue;
+      if (allowedFast !== undefined && !allowedFast.has(i)) continue;
+      const st = this.pstate[i];
+      if (st === QUEUED) n += this.pickFree(this.activate(i), peer, max - n, out);
+      else if (st === ACTIVE) {
+        const p = this.pieces.get(i)!;
+        if (p.free > 0) n += this.pickFree(p, peer, max - n, out);
+        if (n < max && p.free === 0 && this.urgentSet.has(i)) n += this.duplicate(p, peer, max - n, out);
+      }
+    }
+    return n;
+  }
+
+  /** Second requests for blocks of `p` in flight from other peers (endgame, or an urgent streaming piece). */
+  private duplicate(p: Piece, peer: PeerKey, max: number, out: (index: number, begin: number, length: number) => void): number {
+    let n = 0;
+    for (let b = 0; b < p.blocks && n < max; b++) {
+      if (p.state[b] !== REQUESTED || p.requesters(b) >= this.maxReq || p.isRequester(b, peer)) continue;
+      p.addRequester(b, peer);
+      this.notePeer(peer, p.index, 1);
+      out(p.index, b * this.blockSize, this.blockLength(p.index, b));
+      n++;
+    }
+    return n;
+  }
+
   // ---- picking ----
 
   /**
@@ -214,13 +285,19 @@ export class PiecePicker {
    * random while we have fewer than `randomFirstPieces`, else rarest-first with random tie-breaks;
    * (3) endgame duplicates of blocks requested from other peers, fewest requesters first.
    * `allowedFast`, when given (the peer is choking us), restricts every step to those pieces.
+   * Before all of these, pieces a reader needs (`setCritical`) when `critical` is true: the caller passes false for
+   * peers too slow to be trusted with a deadline.
    */
   pick(peer: PeerKey, peerBits: Bitfield | null, isSeed: boolean, max: number,
-    out: (index: number, begin: number, length: number) => void, allowedFast?: ReadonlySet<number>): number {
+    out: (index: number, begin: number, length: number) => void, allowedFast?: ReadonlySet<number>, critical = true): number {
     if (max <= 0 || this.missing === 0) return 0;
     const bits = isSeed ? null : peerBits;
     if (bits === null ? !isSeed : bits.empty) return 0;
     let n = 0;
+    if (critical && this.critical.length > 0) {
+      n += this.pickCritical(peer, bits, max, out, allowedFast);
+      if (n >= max) return n;
+    }
     if (this.freeWanted > 0) {
       for (const p of this.active) {
         if (p.free === 0 || !this.wanted.get(p.index)) continue;
@@ -292,6 +369,7 @@ export class PiecePicker {
     this.pstate[index] = HAVE;
     this.have.set(index);
     if (this.wanted.get(index)) this.missing--;
+    this.dropCritical(index);
   }
 
   pieceFailed(index: number): PeerKey[] {
@@ -306,6 +384,7 @@ export class PiecePicker {
   setWanted(index: number, wanted: boolean): void {
     if (index < 0 || index >= this.pieceCount || this.wanted.get(index) === wanted) return;
     this.wanted.set(index, wanted);
+    if (!wanted) this.dropCritical(index);
     const st = this.pstate[index];
     if (st === HAVE) return;
     this.missing += wanted ? 1 : -1;
@@ -577,6 +656,12 @@ export class PiecePicker {
       if (st === PENDING && recv !== p.blocks) fail(`pending piece ${i} is incomplete`);
       if (st === ACTIVE && w) freeWanted += free;
     }
+    if (this.criticalSet.size !== this.critical.length) fail(`critical list ${this.critical.length} vs set ${this.criticalSet.size}`);
+    for (const i of this.critical) {
+      if (!this.criticalSet.has(i)) fail(`critical piece ${i} missing from its set`);
+      if (this.pstate[i] === HAVE || !this.wanted.get(i)) fail(`critical piece ${i} is ${STATE_NAMES[this.pstate[i]!]}, wanted=${this.wanted.get(i)}`);
+    }
+    for (const i of this.urgentSet) if (!this.criticalSet.has(i)) fail(`urgent piece ${i} is not critical`);
     if (queued !== this.queued || bucketed !== queued) fail(`queued counter ${this.queued}, states ${queued}, buckets ${bucketed}`);
     if (missing !== this.missing) fail(`missing counter ${this.missing}, actual ${missing}`);
     if (freeWanted !== this.freeWanted) fail(`freeWanted counter ${this.freeWanted}, actual ${freeWanted}`);

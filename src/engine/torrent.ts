@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
+import { PassThrough, type Readable } from 'node:stream';
 import type { Metainfo } from '../metainfo/types.js';
 import { torrentFromInfo } from '../metainfo/from-info.js';
 import { formatPeerAddress, parsePeerAddress, type PeerAddress } from '../discovery/compact.js';
@@ -25,6 +26,17 @@ export type { TorrentContext } from './context.js';
 const TICK_MS = 1000;
 /** Warn that no connection could be made once this many dials in a row failed with nothing connected. */
 const FAILED_DIALS_TO_WARN = 3;
+
+/** One file of a torrent, readable while it downloads (see `Torrent.files`). */
+export interface TorrentFileView {
+  readonly index: number;
+  /** Path inside the torrent, components joined with '/'. */
+  readonly path: string;
+  readonly length: number;
+  /** First byte of the file within the torrent's data. */
+  readonly offset: number;
+  createReadStream(range?: { start?: number; end?: number }): Readable;
+}
 
 /** How a torrent starts: from a .torrent (meta known) or from a bare info-hash (a magnet link). */
 export interface TorrentSpec {
@@ -148,6 +160,45 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
   get picker(): TorrentContent['picker'] {
     if (!this.content?.isReady) throw new ShoalError('EUSAGE', `torrent ${this.infoHashHex}: not checked yet`);
     return this.content.picker;
+  }
+
+  /**
+   * The torrent's files (padding files excluded), each readable while it downloads: `createReadStream({ start, end })`
+   * yields bytes as soon as the pieces under them are verified, in order, with back-pressure, and makes those pieces
+   * the download's priority. Needs the metadata (a magnet's arrives with 'metadata'); reads wait for the check.
+   */
+  get files(): TorrentFileView[] {
+    const meta = this.meta;
+    return meta.files.flatMap((f, index) => (f.padding ? [] : [{
+      index,
+      path: f.path.join('/'),
+      length: f.length,
+      offset: f.offset,
+      createReadStream: (range: { start?: number; end?: number } = {}) => this.createReadStream(index, range),
+    }]));
+  }
+
+  /** See `files`. */
+  createReadStream(index: number, range: { start?: number; end?: number } = {}): Readable {
+    const content = this.content;
+    if (content?.isReady) return content.streams.createReadStream(index, range);
+    if (!this.metaValue) throw new ShoalError('EUSAGE', `torrent ${this.infoHashHex}: metadata not known yet`);
+    // Still checking: hand out a stream now and connect it to a real reader once the content is ready.
+    const out = new PassThrough();
+    const onChecked = (): void => {
+      if (out.destroyed) return;
+      try {
+        const inner = this.content!.streams.createReadStream(index, range);
+        inner.on('error', (err) => out.destroy(err));
+        out.on('close', () => inner.destroy());
+        inner.pipe(out);
+      } catch (err) {
+        out.destroy(err as Error);
+      }
+    };
+    this.once('checked', onChecked);
+    out.on('close', () => this.off('checked', onChecked));
+    return out;
   }
 
   /** Connections open now. */

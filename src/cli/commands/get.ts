@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { Client } from '../../engine/index.js';
+import { Client, type Torrent } from '../../engine/index.js';
 import { parsePeerAddress, type PeerAddress } from '../../discovery/compact.js';
 import { parseMagnet, type Metainfo } from '../../metainfo/index.js';
 import { ShoalError } from '../../util/errors.js';
@@ -21,7 +21,23 @@ export interface GetCommandOptions extends NetworkOptions {
   webSeed?: string[];
 }
 
-export async function getCommand(source: string, opts: GetCommandOptions, out: Output): Promise<number> {
+/** A torrent added and ready to transfer: what `get` and `stream` share. */
+export interface StartedTorrent {
+  client: Client;
+  torrent: Torrent;
+  dir: string;
+  signal: ReturnType<typeof untilSignal>;
+  /** Resolves with the torrent's error, if it fails. */
+  failed: Promise<Error>;
+  timedOut: Promise<'timeout'> | null;
+}
+
+/**
+ * Checks the options and the input, starts a client, adds the torrent or magnet and, for a magnet, waits for its
+ * metadata and the check. Returns an exit code when it ended before that (timeout, Ctrl-C, error); the caller then
+ * closes `client` as usual via `finish`.
+ */
+export async function startTorrent(source: string, opts: GetCommandOptions, out: Output): Promise<StartedTorrent | { code: number; finish: () => Promise<void> }> {
   const magnet = source.slice(0, 7).toLowerCase() === 'magnet:' ? parseMagnet(source) : null;
   const peers: PeerAddress[] = [];
   for (const p of opts.peer ?? []) {
@@ -56,7 +72,10 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
   const client = new Client(clientOpts);
   forwardWarnings(client, out);
   const signal = untilSignal();
-  let stopWatching = (): void => undefined;
+  const finish = async (): Promise<void> => {
+    signal.dispose();
+    await client.close();
+  };
   try {
     const addOpts: Parameters<Client['add']>[1] = { path: dir, peers, recheck: opts.recheck === true, seed: opts.seed === true };
     if (selectedFiles) addOpts.selectedFiles = selectedFiles;
@@ -74,25 +93,41 @@ export async function getCommand(source: string, opts: GetCommandOptions, out: O
       const gotMeta = new Promise<'metadata'>((res) => torrent.once('metadata', () => res('metadata')));
       const first = await Promise.race([gotMeta, failed, signal.promise, ...(timedOut ? [timedOut] : [])]);
       stopEarly();
-      if (first instanceof Error) return out.fail(first);
+      if (first instanceof Error) return { code: out.fail(first), finish };
       if (first === 'timeout') {
-        return out.fail(new ShoalError('ETIMEOUT', `no metadata after ${opts.timeout} s (${torrent.stats().peers} peers connected, ${torrent.stats().knownPeers} known)`));
+        return { code: out.fail(new ShoalError('ETIMEOUT', `no metadata after ${opts.timeout} s (${torrent.stats().peers} peers connected, ${torrent.stats().knownPeers} known)`)), finish };
       }
       if (first === 'SIGINT' || first === 'SIGTERM') {
         out.event('stopped', { signal: first, ...torrent.stats() }, 'stopped before the metadata arrived');
-        return EXIT.interrupted;
+        return { code: EXIT.interrupted, finish };
       }
       out.event('metadata', { infoHash: torrent.infoHashHex, name: torrent.meta.name, length: torrent.meta.length, pieces: torrent.meta.pieceCount },
         `metadata received: ${torrent.meta.name} (${formatBytes(torrent.meta.length)}, ${torrent.meta.pieceCount} pieces)`);
       if (torrent.state === 'checking') await new Promise<void>((res) => { torrent.once('checked', () => res()); torrent.once('error', () => res()); torrent.once('close', () => res()); });
-      if (torrent.error) return out.fail(torrent.error);
+      if (torrent.error) return { code: out.fail(torrent.error), finish };
     }
     const tmeta = torrent.meta;
     const start = torrent.stats();
     out.event('added', { infoHash: tmeta.infoHashHex, name: tmeta.name, dir, port: client.port, have: start.wantedHave, wanted: start.wantedPieces },
       `${tmeta.name} (${formatBytes(tmeta.length)}) → ${dir}\n  listening on port ${client.port}; ${start.wantedHave} of ${start.wantedPieces} pieces already on disk`);
-    stopWatching = watchTorrent(torrent, out);
+    return { client, torrent, dir, signal, failed, timedOut };
+  } catch (err) {
+    await finish();
+    throw err;
+  }
+}
 
+export async function getCommand(source: string, opts: GetCommandOptions, out: Output): Promise<number> {
+  const started = await startTorrent(source, opts, out);
+  if ('code' in started) {
+    await started.finish();
+    return started.code;
+  }
+  const { client, torrent, signal, failed, timedOut } = started;
+  const tmeta = torrent.meta;
+  let stopWatching = (): void => undefined;
+  try {
+    stopWatching = watchTorrent(torrent, out);
     const done = torrent.done ? Promise.resolve('done' as const) : new Promise<'done'>((res) => torrent.once('done', () => res('done')));
     const outcome = await Promise.race([done, failed, signal.promise, ...(timedOut ? [timedOut] : [])]);
     stopWatching();
