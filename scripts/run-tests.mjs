@@ -2,7 +2,8 @@
 // Runs the compiled tests with Node's own test runner.
 // Usage: node scripts/run-tests.mjs [unit|integration|interop|adversarial ...] [--only substring]
 // Node 20's `--test` does not expand globs, so the file list is built here.
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -31,6 +32,9 @@ if (files.length === 0) {
 }
 // SHOAL_SANDBOX=1: Shoal sends nothing outside loopback and 198.18.0.0/15 (no DHT routers, no LSD on real interfaces).
 // SHOAL_DEBUG_INVARIANTS=1: every torrent checks its cross-structure invariants (src/engine/invariants.ts) each tick.
-const env = { ...process.env, SHOAL_SANDBOX: '1', SHOAL_DEBUG_INVARIANTS: '1' };
+// SHOAL_STATE_DIR: state the CLI keeps between runs (the DHT routing table) goes to a scratch folder, not ~.
+const stateDir = mkdtempSync(join(tmpdir(), 'shoal-test-state-'));
+const env = { ...process.env, SHOAL_SANDBOX: '1', SHOAL_DEBUG_INVARIANTS: '1', SHOAL_STATE_DIR: stateDir };
 const res = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { stdio: 'inherit', env });
+rmSync(stateDir, { recursive: true, force: true });
 process.exit(res.status ?? 1);

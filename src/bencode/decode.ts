@@ -14,6 +14,19 @@ export class BencodeError extends ShoalError {
   }
 }
 
+/**
+ * A size limit from DecodeOptions (maxListLength, maxValues) was exceeded. Found by a scan that allocates
+ * nothing, before any value is built, so oversized input costs one pass over its bytes and no memory.
+ */
+export class BencodeLimitError extends BencodeError {
+  readonly limit: 'maxListLength' | 'maxValues';
+  constructor(limit: 'maxListLength' | 'maxValues', message: string, offset: number) {
+    super(message, offset);
+    this.name = 'BencodeLimitError';
+    this.limit = limit;
+  }
+}
+
 export interface DecodeOptions {
   /** Deepest allowed nesting of lists/dicts (default 64). */
   maxDepth?: number;
@@ -21,6 +34,10 @@ export interface DecodeOptions {
   allowUnsortedKeys?: boolean;
   /** Reject inputs longer than this many bytes. */
   maxLength?: number;
+  /** Reject (BencodeLimitError) any list with more items than this, before decoding anything. */
+  maxListLength?: number;
+  /** Reject (BencodeLimitError) input holding more values (integers, strings, lists, dicts; keys not counted). */
+  maxValues?: number;
 }
 
 const CH_i = 0x69, CH_l = 0x6c, CH_d = 0x64, CH_e = 0x65, CH_0 = 0x30, CH_9 = 0x39, CH_MINUS = 0x2d, CH_COLON = 0x3a;
@@ -85,7 +102,10 @@ function decodeAt(
       pos = r.end;
     } else if (c >= CH_0 && c <= CH_9) {
       const [s, e] = stringBounds(buf, pos);
-      value = Buffer.from(buf.subarray(s, e));
+      // One object per string (Buffer.from(subarray) makes two); small ones come from the shared pool either way.
+      const copy = Buffer.allocUnsafe(e - s);
+      buf.copy(copy, 0, s, e);
+      value = copy;
       pos = e;
     } else if (c === CH_l || c === CH_d) {
       if (stack.length >= maxDepth) fail(`nesting deeper than ${maxDepth}`, pos);
@@ -168,6 +188,63 @@ function printable(key: string): string {
 function checkLength(buf: Buffer, opts: DecodeOptions | undefined): void {
   if (opts?.maxLength !== undefined && buf.length > opts.maxLength) fail(`input longer than ${opts.maxLength} bytes`, opts.maxLength);
   if (buf.length === 0) fail('empty input', 0);
+  if (opts?.maxListLength !== undefined || opts?.maxValues !== undefined) scanLimits(buf, opts);
+}
+
+/**
+ * Counts values and list items without building anything (one Int32Array of item counts, sized by maxDepth).
+ * Syntax errors are left to the real decode: the scan stops quietly at anything it does not understand.
+ */
+function scanLimits(buf: Buffer, opts: DecodeOptions): void {
+  const maxList = opts.maxListLength ?? Infinity;
+  const maxValues = opts.maxValues ?? Infinity;
+  const maxDepth = opts.maxDepth ?? 64;
+  const counts = new Int32Array(maxDepth + 1);
+  /** Per level: 0 a list, 1 a dict expecting a key, 2 a dict expecting a value. */
+  const kind = new Int8Array(maxDepth + 1);
+  const len = buf.length;
+  let depth = 0;
+  let values = 0;
+  let pos = 0;
+  while (pos < len) {
+    const c = buf[pos]!;
+    if (c === CH_e) {
+      if (depth === 0) return;
+      depth--;
+      pos++;
+      if (depth === 0) return;
+      continue;
+    }
+    const inDict = depth > 0 && kind[depth] !== 0;
+    const isKey = inDict && kind[depth] === 1;
+    if (!isKey) {
+      if (++values > maxValues) throw new BencodeLimitError('maxValues', `bencode: more than ${maxValues} values`, pos);
+      if (depth > 0 && !inDict && ++counts[depth]! > maxList) {
+        throw new BencodeLimitError('maxListLength', `bencode: a list has more than ${maxList} items`, pos);
+      }
+    }
+    if (inDict) kind[depth] = isKey ? 2 : 1;
+    if (c === CH_l || c === CH_d) {
+      if (depth >= maxDepth) return;
+      depth++;
+      counts[depth] = 0;
+      kind[depth] = c === CH_d ? 1 : 0;
+      pos++;
+    } else if (c === CH_i) {
+      const e = buf.indexOf(CH_e, pos);
+      if (e < 0) return;
+      pos = e + 1;
+    } else if (c >= CH_0 && c <= CH_9) {
+      let n = 0;
+      let p = pos;
+      while (p < len && buf[p]! >= CH_0 && buf[p]! <= CH_9 && n <= len) n = n * 10 + (buf[p++]! - CH_0);
+      if (p >= len || buf[p] !== CH_COLON) return;
+      pos = p + 1 + n;
+    } else {
+      return;
+    }
+    if (depth === 0) return;
+  }
 }
 
 /** Strict decode of exactly one value filling the whole input. */

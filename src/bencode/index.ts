@@ -1,3 +1,3 @@
-export { BencodeError, decode, decodePrefix, decodeWithSpans, isDict, toStr } from './decode.js';
+export { BencodeError, BencodeLimitError, decode, decodePrefix, decodeWithSpans, isDict, toStr } from './decode.js';
 export type { BValue, BDict, DecodeOptions } from './decode.js';
 export { encode } from './encode.js';

@@ -64,15 +64,24 @@ export function buildProgram(): Command {
     .command('info')
     .description('show what a .torrent or magnet link contains')
     .argument('<torrent>', '.torrent file or magnet: URI')
-    .action(action(async (out, source: string) => {
-      await infoCommand(source, out);
+    .option('--fetch', 'for a magnet link: fetch the metadata from peers and show it as for a .torrent')
+    .option('--peer <host:port>', 'with --fetch: also ask this peer (repeatable)', collect)
+    .option('--save-torrent <file>', 'with --fetch: save the metadata as this .torrent')
+    .option('--timeout <seconds>', 'with --fetch: give up (exit 5) after this long', '60')
+    .option('--port <port>', 'with --fetch: peer listen port (default: any free port)')
+    .option('--no-dht', 'with --fetch: no DHT (BEP 5)')
+    .option('--dht-bootstrap <host:port>', 'with --fetch: DHT node to bootstrap from (repeatable)', collect)
+    .option('--host <address>', 'with --fetch: listen address')
+    .action(action(async (out, source: string, opts: Record<string, unknown>) => {
+      await infoCommand(source, opts, out);
     }));
 
   program
     .command('seed')
     .description('seed a file, folder or .torrent; with a path, creates the torrent and runs an embedded tracker')
-    .argument('<source>', 'file or folder to share, or a .torrent whose data is in --dir')
-    .option('-d, --dir <dir>', 'folder holding the data of a .torrent (default: the .torrent\'s folder)')
+    .argument('<source>', 'file or folder to share, or a .torrent whose data is in -o')
+    .option('-o, --output <dir>', 'folder holding the data of a .torrent, as for get (default: the .torrent\'s folder)')
+    .option('-d, --dir <dir>', 'alias of --output')
     .option('-t, --tracker <url>', 'extra tracker URL for a created torrent (repeatable)', collect)
     .option('-w, --web-seed <url>', 'web seed URL for a created torrent (repeatable)', collect)
     .option('--no-embedded-tracker', 'do not start the embedded tracker')
@@ -80,8 +89,12 @@ export function buildProgram(): Command {
     .option('--announce-host <host>', 'address peers use to reach this machine (default: first non-loopback IPv4)')
     .option('-l, --piece-length <size>', 'piece length for a created torrent')
     .option('-p, --private', 'private flag for a created torrent')
-    .option('-o, --output <file>', 'where to write a created .torrent (default: ./<name>.torrent)')
+    .option('--torrent-out <file>', 'where to write a created .torrent (default: ./<name>.torrent)')
     .option('--recheck', 'hash all data instead of trusting resume data')
+    .option('--no-lsd', 'no local service discovery (BEP 14) on the LAN')
+    .option('--no-pex', 'no peer exchange (BEP 11)')
+    .option('--no-dht', 'no DHT (BEP 5)')
+    .option('--dht-bootstrap <host:port>', 'DHT node to bootstrap from (repeatable; default: the public routers)', collect)
     .option('--port <port>', 'peer listen port (0 = any free port)', '6881')
     .option('--host <address>', 'listen address (default: all, IPv4 and IPv6)')
     .option('--upload-limit <bytes/s>', 'upload limit, e.g. 10MiB')
@@ -91,8 +104,13 @@ export function buildProgram(): Command {
   program
     .command('get')
     .description('download a torrent; exits 0 once every selected file is complete and verified')
-    .argument('<torrent>', '.torrent file')
+    .argument('<torrent>', '.torrent file or magnet: URI')
     .option('-o, --output <dir>', 'download folder', '.')
+    .option('--save-torrent <file>', 'with a magnet link: also save the fetched metadata as this .torrent')
+    .option('--no-lsd', 'no local service discovery (BEP 14) on the LAN')
+    .option('--no-pex', 'no peer exchange (BEP 11)')
+    .option('--no-dht', 'no DHT (BEP 5)')
+    .option('--dht-bootstrap <host:port>', 'DHT node to bootstrap from (repeatable; default: the public routers)', collect)
     .option('--peer <host:port>', 'connect to this peer directly (repeatable)', collect)
     .option('--seed', 'keep seeding after the download completes, until Ctrl-C')
     .option('--select <list>', 'download only these files (numbers from `shoal info`, e.g. 0,2)')

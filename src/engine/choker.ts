@@ -1,4 +1,3 @@
-import type { Bitfield } from '../util/bitfield.js';
 import type { PeerKey } from './piece-picker.js';
 
 /*

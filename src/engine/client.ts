@@ -6,6 +6,10 @@ import { parseMagnet, parseTorrent, type Metainfo } from '../metainfo/index.js';
 import { encodeHandshake, readHandshake } from '../wire/handshake.js';
 import { ShoalError } from '../util/errors.js';
 import { TokenBucket } from './token-bucket.js';
+import { Lsd } from '../discovery/lsd.js';
+import { sandboxed } from '../util/sandbox.js';
+import { installSwarmFeatures } from './swarm-features.js';
+import { Dht } from '../dht/index.js';
 import { Torrent, savedTorrentPath, type TorrentContext, type TorrentSpec } from './torrent.js';
 import type { AddOptions, ClientOptions } from './types.js';
 
@@ -28,6 +32,10 @@ export class Client extends EventEmitter {
   private readonly opts: ClientOptions;
   private readonly byHash = new Map<string, Torrent>();
   private server: net.Server | null = null;
+  /** Local service discovery, shared by the client's torrents; null when off. */
+  private lsd: Lsd | null = null;
+  /** The DHT node shared by the client's torrents; null when off or not started. */
+  private dht: Dht | null = null;
   private listening: Promise<number> | null = null;
   private boundPort = 0;
   private closed = false;
@@ -63,6 +71,8 @@ export class Client extends EventEmitter {
       localAddress: opts.localAddress,
       debugInvariants: opts.debugInvariants ?? process.env['SHOAL_DEBUG_INVARIANTS'] === '1',
       pex: opts.pex !== false,
+      pexIntervalMs: opts.pexIntervalMs,
+      get dht() { return client.dht; },
       globalSlots: () => (opts.maxConnections ?? 200) - client.connectionCount(),
     };
   }
@@ -124,7 +134,7 @@ export class Client extends EventEmitter {
         socket.destroy();
         return;
       }
-      socket.write(encodeHandshake(torrent.infoHash, this.peerId, { fast: true, extended: true }));
+      socket.write(encodeHandshake(torrent.infoHash, this.peerId, { fast: true, extended: true, dht: this.dht !== null }));
       if (!torrent.acceptInbound(socket, handshake, rest)) socket.destroy();
     }, () => {
       this.inbound.delete(socket);
@@ -145,7 +155,10 @@ export class Client extends EventEmitter {
     const hex = spec.infoHash.toString('hex');
     if (this.byHash.has(hex)) throw new ShoalError('EUSAGE', `torrent ${hex} is already added`);
     await this.listen();
+    await this.startLsd();
+    await this.startDht();
     const torrent = new Torrent(this.ctx, spec, opts);
+    installSwarmFeatures(torrent, { lsd: this.lsd, dht: this.dht, pex: this.ctx.pex, pexIntervalMs: this.ctx.pexIntervalMs });
     for (const hook of this.torrentHooks) hook(torrent);
     // Registered before checking starts, so peers that connect meanwhile are kept (greeted when the check ends).
     this.byHash.set(hex, torrent);
@@ -180,6 +193,70 @@ export class Client extends EventEmitter {
     await torrent.close();
   }
 
+  private lsdStarting: Promise<void> | null = null;
+  /**
+   * LSD multicasts on the LAN: on by default, but under SHOAL_SANDBOX=1 only when a test asks for it inside its own
+   * network namespaces (SHOAL_LSD_IN_SANDBOX=1 and an interface in 198.18.0.0/15; Lsd itself enforces that).
+   */
+  private startLsd(): Promise<void> {
+    if (this.lsdStarting) return this.lsdStarting;
+    this.lsdStarting = (async () => {
+      if (this.opts.lsd === false || this.boundPort === 0) return;
+      if (sandboxed() && process.env['SHOAL_LSD_IN_SANDBOX'] !== '1') return;
+      const lsdOpts: ConstructorParameters<typeof Lsd>[0] = { port: this.boundPort };
+      if (this.opts.lsdInterface !== undefined) lsdOpts.interfaceAddress = this.opts.lsdInterface;
+      const lsd = new Lsd(lsdOpts);
+      lsd.on('warning', (msg: string) => this.emit('warning', msg));
+      await lsd.start();
+      this.lsd = lsd;
+    })();
+    return this.lsdStarting;
+  }
+
+  private dhtStarting: Promise<void> | null = null;
+  /**
+   * One DHT node on UDP at the peer port's number (as libtorrent does), so one port covers both. If that UDP port is
+   * taken, any free one is used with a warning; an IPv6-only listen address leaves the (IPv4) DHT off.
+   */
+  private startDht(): Promise<void> {
+    if (this.dhtStarting) return this.dhtStarting;
+    this.dhtStarting = (async () => {
+      const cfg = this.opts.dht;
+      if (cfg === false) return;
+      const host = this.opts.host;
+      if (host !== undefined && host.includes(':') && host !== '::') return;
+      const dhtOpts: ConstructorParameters<typeof Dht>[0] = { port: this.boundPort };
+      if (host !== undefined && !host.includes(':')) dhtOpts.host = host;
+      if (typeof cfg === 'object') {
+        if (cfg.bootstrap) dhtOpts.bootstrap = cfg.bootstrap;
+        if (cfg.stateFile) dhtOpts.stateFile = cfg.stateFile;
+      }
+      let dht = new Dht(dhtOpts);
+      try {
+        await dht.listen();
+      } catch (err) {
+        this.emit('warning', `DHT: UDP port ${this.boundPort} unavailable (${(err as Error).message}); using another`);
+        dht = new Dht({ ...dhtOpts, port: 0 });
+        try {
+          await dht.listen();
+        } catch (err2) {
+          this.emit('warning', `DHT off: ${(err2 as Error).message}`);
+          return;
+        }
+      }
+      dht.on('warning', (msg: string) => this.emit('warning', msg));
+      this.dht = dht;
+    })();
+    return this.dhtStarting;
+  }
+
+  /** DHT figures for stats lines; undefined when the client runs no DHT. */
+  dhtStats(): { nodes: number; lookups: number } | undefined {
+    if (!this.dht) return undefined;
+    const s = this.dht.stats();
+    return { nodes: s.nodes, lookups: s.lookups };
+  }
+
   /** Stop every torrent (announcing `stopped`, saving resume data) and the listener. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -189,6 +266,8 @@ export class Client extends EventEmitter {
     await Promise.all(torrents.map((t) => t.close()));
     for (const s of this.inbound) s.destroy();
     this.inbound.clear();
+    await this.lsd?.close();
+    await this.dht?.close().catch((err: Error) => this.emit('warning', `DHT: ${err.message}`));
     const server = this.server;
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }

@@ -565,7 +565,9 @@ export class TorrentContent {
   private onComplete(): void {
     this.complete = true;
     void this.storage.saveResume().catch((err) => this.host.emit('warning', `cannot save resume data: ${(err as Error).message}`));
-    for (const c of this.host.connections()) {
+    // 'done' first, then the disconnects it causes (two seeds have nothing to trade).
+    this.host.completed();
+    for (const c of [...this.host.connections()]) {
       this.updateInterest(c);
       if (c.hasAll) c.destroy();
     }
@@ -574,7 +576,6 @@ export class TorrentContent {
       this.picker.peerGone(ws);
       void ws.close();
     }
-    this.host.completed();
   }
 
   // ---- choking ----

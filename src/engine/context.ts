@@ -1,4 +1,5 @@
 import type { TokenBucket } from './token-bucket.js';
+import type { Dht } from '../dht/index.js';
 
 /** What a torrent needs from the client that owns it. */
 export interface TorrentContext {
@@ -15,6 +16,9 @@ export interface TorrentContext {
   readonly debugInvariants: boolean;
   /** Peer exchange (BEP 11) for public torrents. */
   readonly pex: boolean;
+  readonly pexIntervalMs: number | undefined;
+  /** The client's DHT node, once listening; null when off. */
+  readonly dht: Dht | null;
   /** Shared by the client's web seeds (ClientOptions.originLimit); null or absent = no origin limit. */
   readonly originBucket?: TokenBucket | null;
   /** Web seed connect/headers/stall timeout (ms); absent = the fetcher's default (30 s). */

@@ -9,6 +9,8 @@ export interface PeerManagerHost {
   readonly infoHash: Buffer;
   readonly peerId: Buffer;
   readonly localAddress: string | undefined;
+  /** Set the DHT bit in our handshake (BEP 5). */
+  readonly dht: boolean;
   /** Connections this torrent may still open (per-torrent and client-wide limits). */
   connectionSlots(): number;
   /** Peers connected now, by address, to avoid dialing them twice. */
@@ -134,7 +136,7 @@ export class PeerManager {
     this.attempts++;
     try {
       const opts: Parameters<typeof connectPeer>[1] = {
-        infoHash: this.host.infoHash, peerId: this.host.peerId, fast: true, extended: true, timeoutMs: CONNECT_TIMEOUT_MS,
+        infoHash: this.host.infoHash, peerId: this.host.peerId, fast: true, extended: true, dht: this.host.dht, timeoutMs: CONNECT_TIMEOUT_MS,
       };
       if (this.host.localAddress) opts.localAddress = this.host.localAddress;
       const { socket, handshake, rest } = await connectPeer(c.addr, opts);

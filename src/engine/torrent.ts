@@ -3,6 +3,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Socket } from 'node:net';
 import type { Metainfo } from '../metainfo/types.js';
+import { torrentFromInfo } from '../metainfo/from-info.js';
 import { formatPeerAddress, parsePeerAddress, type PeerAddress } from '../discovery/compact.js';
 import type { HandshakeInfo } from '../wire/types.js';
 import type { Bitfield } from '../util/bitfield.js';
@@ -98,6 +99,7 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       infoHash: spec.infoHash,
       peerId: ctx.peerId,
       localAddress: ctx.localAddress,
+      get dht() { return ctx.dht !== null; },
       connectionSlots: () => Math.min(ctx.maxPeersPerTorrent - self.conns.size, ctx.globalSlots()),
       isConnected: (address) => self.isConnected(address),
       attach: (socket, handshake, rest, addr, outbound) => self.attach(socket, handshake, rest, addr, outbound),
@@ -201,6 +203,12 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
     this.peerManager.dial();
   }
 
+  /** Addresses an extension learned (PEX): into the peer manager like any source's. */
+  peersLearned(peers: PeerAddress[], kind: PeerSourceKind): void {
+    if (this.isPrivate && PUBLIC_ONLY_SOURCES.has(kind)) return;
+    this.peersFound(peers, kind);
+  }
+
   addPeer(addr: PeerAddress | string, kind: PeerSourceKind = 'explicit'): void {
     const a = typeof addr === 'string' ? parsePeerAddress(addr) : addr;
     this.peerManager.add(a, kind);
@@ -223,14 +231,37 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
    * Verified metadata arrived (its SHA-1 is the info-hash): save it as a .torrent so a restart does not fetch it
    * again, then open the content.
    */
-  async metadataReceived(meta: Metainfo, torrentBytes: Buffer): Promise<void> {
+  infoReceived(info: Buffer): void {
+    if (this.metaValue || this.stateValue === 'closed') return;
+    let built: ReturnType<typeof torrentFromInfo>;
+    try {
+      built = torrentFromInfo(info, { trackers: this.spec.trackers ?? [], webSeeds: this.spec.webSeeds ?? [] });
+    } catch (err) {
+      // The bytes hash to the info-hash, so every peer would send the same: this torrent cannot be downloaded.
+      const e = err as Error;
+      this.fail(new ShoalError('EMETAINFO', `the metadata of ${this.infoHashHex} is not a usable torrent: ${e.message}`, { cause: e }));
+      return;
+    }
+    void this.metadataReceived(built.meta, built.bytes);
+  }
+
+  private async metadataReceived(meta: Metainfo, torrentBytes: Buffer): Promise<void> {
     if (this.metaValue || this.stateValue === 'closed') return;
     this.metaValue = meta;
     this.stateValue = 'checking';
     try {
-      await saveTorrentFile(this.opts.path, this.infoHashHex, torrentBytes, this.opts.saveTorrent);
+      if (this.opts.metadataOnly) {
+        if (this.opts.saveTorrent) await writeAtomically(this.opts.saveTorrent, torrentBytes);
+      } else {
+        await saveTorrentFile(this.opts.path, this.infoHashHex, torrentBytes, this.opts.saveTorrent);
+      }
     } catch (err) {
       this.emit('warning', `cannot save the fetched metadata: ${(err as Error).message}`);
+    }
+    if (this.opts.metadataOnly) {
+      this.emit('metadata', meta);
+      await this.stopNetwork();
+      return;
     }
     if (meta.private) {
       // BEP 27: a private torrent uses only its trackers and explicit peers.
@@ -288,6 +319,9 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
     const extra: Record<string, unknown> = { v: this.ctx.clientName, reqq: MAX_QUEUED_REQUESTS };
     if (this.ctx.port > 0) extra['p'] = this.ctx.port;
     c.greet(content ? content.have : null, extra, { hideHave: content?.hidesPieces === true });
+    // BEP 5: both sides set the DHT bit, so tell the peer where our node listens.
+    const dht = this.ctx.dht;
+    if (dht && c.handshake.dht && !this.isPrivate) c.sendDhtPort(dht.port);
     content?.greeted(c);
   }
 
@@ -380,7 +414,10 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
   piece(c: PeerConnection, index: number, begin: number, length: number): void { this.ready()?.piece(c, index, begin, length); }
   reject(c: PeerConnection, index: number, begin: number, length: number): void { this.ready()?.reject(c, index, begin, length); }
   allowedFast(c: PeerConnection): void { this.ready()?.allowedFast(c); }
-  dhtPort(c: PeerConnection, port: number): void { this.emit('dhtnode', { host: c.host, port }); }
+  /** BEP 5 PORT: the peer runs a DHT node there; our node pings it and keeps it if it answers. */
+  dhtPort(c: PeerConnection, port: number): void {
+    if (!this.isPrivate) this.ctx.dht?.addNode({ host: c.host, port });
+  }
   drain(c: PeerConnection): void { this.ready()?.drain(c); }
 
   extendedHandshake(c: PeerConnection): void {
@@ -487,6 +524,7 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       state: this.stateValue,
       knownPeers: this.peerManager.knownCount,
       piecesInFlight: content?.downloader.piecesInFlight ?? 0,
+      ...(this.ctx.dht ? { dht: { nodes: this.ctx.dht.stats().nodes, lookups: this.ctx.dht.stats().lookups } } : {}),
     };
   }
 
@@ -563,13 +601,13 @@ function dedupeTiers(tiers: string[][]): string[][] {
 async function saveTorrentFile(dir: string, infoHashHex: string, bytes: Buffer, saveAs: string | undefined): Promise<void> {
   const stateDir = join(dir, '.shoal');
   await mkdir(stateDir, { recursive: true });
-  const target = join(stateDir, `${infoHashHex}.torrent`);
-  await writeFile(`${target}.tmp`, bytes);
-  await rename(`${target}.tmp`, target);
-  if (saveAs) {
-    await writeFile(`${saveAs}.tmp`, bytes);
-    await rename(`${saveAs}.tmp`, saveAs);
-  }
+  await writeAtomically(join(stateDir, `${infoHashHex}.torrent`), bytes);
+  if (saveAs) await writeAtomically(saveAs, bytes);
+}
+
+async function writeAtomically(path: string, bytes: Buffer): Promise<void> {
+  await writeFile(`${path}.tmp`, bytes);
+  await rename(`${path}.tmp`, path);
 }
 
 /** Where a magnet download keeps the metadata it fetched. */

@@ -31,6 +31,21 @@ export interface ClientOptions {
   localAddress?: string;
   /** Peer exchange (BEP 11) for public torrents. Default true. */
   pex?: boolean;
+  /** Least time between two PEX messages to one peer; default (and BEP 11's minimum) 60 s. Lower only in tests. */
+  pexIntervalMs?: number;
+  /**
+   * Local service discovery (BEP 14) for public torrents: multicast announces on the LAN. Default true, except under
+   * SHOAL_SANDBOX=1, where it stays off unless SHOAL_LSD_IN_SANDBOX=1 and `lsdInterface` is in 198.18.0.0/15.
+   */
+  lsd?: boolean;
+  /** IPv4 address of the interface LSD multicasts on (default: the system's choice). */
+  lsdInterface?: string;
+  /**
+   * The mainline DHT (BEP 5), one node per client on UDP at the same port number as the peer port. Default on, with
+   * no bootstrap nodes: an embedder chooses them (the CLI uses the public routers, dropped under SHOAL_SANDBOX=1).
+   * `false` turns it off; private torrents never use it.
+   */
+  dht?: boolean | { bootstrap?: string[]; stateFile?: string };
   /**
    * Check the invariants that span the picker, downloader, storage and connections on every tick and connection
    * change, throwing on the first broken one. Default: on when SHOAL_DEBUG_INVARIANTS=1 (the test runner sets it).
@@ -67,6 +82,8 @@ export interface AddOptions {
   resumeFile?: string | false;
   /** Also write metadata fetched for a magnet link here (it always goes to `<path>/.shoal/<info-hash>.torrent`). */
   saveTorrent?: string;
+  /** A magnet link's metadata is all we want (`shoal info --fetch`): stop once it is known, download nothing. */
+  metadataOnly?: boolean;
 }
 
 export interface TorrentStats {
@@ -107,6 +124,8 @@ export interface TorrentStats {
   knownPeers: number;
   /** Pieces with a download buffer (requested or partly received, or being verified). */
   piecesInFlight: number;
+  /** The client's DHT node, when it runs one: routing-table size and lookups done. */
+  dht?: { nodes: number; lookups: number };
 }
 
 /** 'metadata': a magnet waiting for its info dictionary from peers. */

@@ -22,6 +22,21 @@ export function componentProblem(part: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Shoal keeps resume data and part files in `<dir>/.shoal/`. A torrent named `.shoal` would write its files
+ * into that folder (a multi-file one could replace another torrent's `<infohash>.resume`), so the name is
+ * reserved. Compared case-insensitively and without trailing dots/spaces: on macOS and Windows those spell
+ * the same folder.
+ */
+export const STATE_DIR_NAME = '.shoal';
+
+export function checkTorrentName(name: string): void {
+  checkPathComponents([name], 'name');
+  if (name.replace(/[ .]+$/, '').toLowerCase() === STATE_DIR_NAME) {
+    throw new ShoalError('EPATH', `torrent: name ${JSON.stringify(name)} is reserved: Shoal keeps resume data in the "${STATE_DIR_NAME}" folder of the download directory`);
+  }
+}
+
 /** Validate path components with a custom noun for the message ("file path", "name", ...). */
 export function checkPathComponents(parts: string[], noun = 'file path'): void {
   if (parts.length === 0) throw new ShoalError('EPATH', `torrent: ${noun} is empty`);

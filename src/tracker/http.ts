@@ -1,3 +1,4 @@
+import { sourceKey } from './rate-limit.js';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIPv4, isIPv6 } from 'node:net';
 import { encode } from '../bencode/index.js';
@@ -162,7 +163,7 @@ async function handle(ctx: TrackerContext, req: IncomingMessage, res: ServerResp
   if (!route) return sendText(res, 404, 'not found: this tracker serves /announce, /scrape, /stats and /metrics\n');
 
   const ip = clientIp(ctx, req);
-  if (ctx.httpLimiter && !ctx.httpLimiter.take(ip, Date.now())) {
+  if (ctx.httpLimiter && !ctx.httpLimiter.take(sourceKey(ip), Date.now())) {
     ctx.metrics.error('http', 'rate_limited');
     res.shouldKeepAlive = false;
     return sendBencode(res, bencodeFailure('too many requests from your address, slow down', 1));
@@ -242,7 +243,7 @@ async function announce(ctx: TrackerContext, q: Query, remoteIp: string): Promis
   else throw new Reject('cannot determine your IP address', 'malformed');
 
   const req: AnnounceRequest = {
-    infoHash, peerId, compact, event, numwant, family: 0, compactOnly: compactWanted,
+    infoHash, peerId, compact, event, numwant, family: 0, compactOnly: compactWanted, source: remoteIp,
     seed: (leftText !== undefined && /^0+$/.test(leftText)) || event === 'completed',
   };
   const r = ctx.store.announce(req);

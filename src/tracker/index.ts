@@ -3,7 +3,7 @@ export { ZoneMap, localityTier, type Location, type ZoneEntry } from './locality
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
 export { RedisStore, type RedisStoreOptions } from './redis-store.js';
 export { TrackerMetrics } from './metrics.js';
-export { RateLimiter, type RateLimitOptions } from './rate-limit.js';
+export { RateLimiter, sourceKey, type RateLimitOptions } from './rate-limit.js';
 export { parseQuery } from './http.js';
 export {
   StoreUnavailableError, StoreFullError,

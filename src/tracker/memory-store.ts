@@ -1,4 +1,5 @@
 import { localityTier, type Location, type ZoneMap } from './locality.js';
+import { RateLimiter, sourceKey, type RateLimitOptions } from './rate-limit.js';
 import {
   StoreFullError, type AnnounceRequest, type AnnounceResult, type ScrapeEntry, type SelectedPeer, type StoreStats, type SwarmStore,
 } from './swarm-store.js';
@@ -8,8 +9,17 @@ export interface MemoryStoreOptions {
   peerTtlMs: number;
   /** Peers tracked per swarm; announces beyond it still get peers but are not stored. Default 50 000. */
   maxPeersPerSwarm?: number;
-  /** Swarms tracked in total; announces for new swarms beyond it get a failure. Default 100 000. */
+  /**
+   * Swarms tracked in total. When full, the oldest junk swarm (created by one announce that nobody followed,
+   * typically a random info-hash) is dropped to make room; only when there is none do announces for new
+   * swarms get a failure. Default 100 000.
+   */
   maxSwarms?: number;
+  /**
+   * How fast one source (IPv4 address, IPv6 /64; see AnnounceRequest.source) may create swarms. Without it,
+   * one host announcing random info-hashes fills the table. Default: no limit.
+   */
+  newSwarmLimit?: RateLimitOptions;
   /** Peers tracked across all swarms. Default 1 000 000 (roughly 250 MB worst case). */
   maxPeers?: number;
   zones?: ZoneMap;
@@ -54,10 +64,11 @@ class Peer implements SelectedPeer {
  */
 class PeerList {
   peers: Peer[] = [];
-  ip = new Int32Array(8);
-  port = new Uint16Array(8);
-  exp = new Float64Array(8);
-  mark = new Uint32Array(8);
+  // Small to start: most swarms hold a handful of peers, and a tracker holds up to maxSwarms of them.
+  ip = new Int32Array(2);
+  port = new Uint16Array(2);
+  exp = new Float64Array(2);
+  mark = new Uint32Array(2);
   len = 0;
   constructor(readonly seeds: boolean, readonly v6: boolean) {}
 
@@ -105,22 +116,35 @@ class PeerList {
  * like opentracker: only the endpoint itself can update or stop its entry (UDP connection ids and
  * TCP prove the address), a restarted client with a new peer id replaces its old entry instead of
  * leaving a ghost, and the hot path builds no key strings.
+ * The four lists are created on first use: a swarm costs a few hundred bytes, not kilobytes, which is what
+ * lets a table of 100 000 mostly tiny swarms fit in tens of megabytes.
  */
 class Swarm {
-  readonly peers4 = new Map<number, Peer>();
-  readonly peers6 = new Map<string, Peer>();
-  readonly s4 = new PeerList(true, false);
-  readonly l4 = new PeerList(false, false);
-  readonly s6 = new PeerList(true, true);
-  readonly l6 = new PeerList(false, true);
+  readonly peers = new Map<number | string, Peer>();
+  s4: PeerList | undefined;
+  l4: PeerList | undefined;
+  s6: PeerList | undefined;
+  l6: PeerList | undefined;
   downloaded = 0;
   lastSeen = 0;
+  /** Created by one announce and not announced to since: the first to go when the table is full. */
+  junk = true;
   constructor(readonly key: string) {}
-  get size(): number { return this.peers4.size + this.peers6.size; }
-  get seeds(): number { return this.s4.len + this.s6.len; }
-  get leechers(): number { return this.l4.len + this.l6.len; }
+  get size(): number { return this.peers.size; }
+  get seeds(): number { return (this.s4?.len ?? 0) + (this.s6?.len ?? 0); }
+  get leechers(): number { return (this.l4?.len ?? 0) + (this.l6?.len ?? 0); }
   listFor(seed: boolean, compact: Buffer): PeerList {
-    return compact.length === 6 ? (seed ? this.s4 : this.l4) : (seed ? this.s6 : this.l6);
+    if (compact.length === 6) return seed ? (this.s4 ??= new PeerList(true, false)) : (this.l4 ??= new PeerList(false, false));
+    return seed ? (this.s6 ??= new PeerList(true, true)) : (this.l6 ??= new PeerList(false, true));
+  }
+  /** The lists that exist, into `out` (reused by the caller). */
+  lists(out: PeerList[]): PeerList[] {
+    out.length = 0;
+    if (this.s4) out.push(this.s4);
+    if (this.l4) out.push(this.l4);
+    if (this.s6) out.push(this.s6);
+    if (this.l6) out.push(this.l6);
+    return out;
   }
 }
 
@@ -137,6 +161,10 @@ interface Sink { peers: Peer[] | undefined; b4: Buffer | undefined; o4: number; 
  */
 export class MemoryStore implements SwarmStore {
   private readonly swarms = new Map<string, Swarm>();
+  /** Junk swarms in creation order (see Swarm.junk). */
+  private readonly junk = new Map<string, Swarm>();
+  private readonly newSwarms: RateLimiter | undefined;
+  private readonly scratch: PeerList[] = [];
   private readonly ttl: number;
   private readonly maxPeersPerSwarm: number;
   private readonly maxSwarms: number;
@@ -158,6 +186,7 @@ export class MemoryStore implements SwarmStore {
     this.maxSwarms = opts.maxSwarms ?? 100_000;
     this.maxPeers = opts.maxPeers ?? 1_000_000;
     this.zones = opts.zones;
+    this.newSwarms = opts.newSwarmLimit ? new RateLimiter(opts.newSwarmLimit) : undefined;
     this.sweepBudget = opts.sweepBudget ?? 50_000;
     const every = opts.sweepIntervalMs ?? Math.max(50, Math.min(5000, Math.floor(this.ttl / 4)));
     this.timer = setInterval(() => this.sweep(Date.now()), every);
@@ -173,15 +202,16 @@ export class MemoryStore implements SwarmStore {
     let swarm = this.swarms.get(hkey);
     if (!swarm) {
       if (req.event === 'stopped') return { complete: 0, incomplete: 0, downloaded: 0, peers: [] };
-      if (this.swarms.size >= this.maxSwarms) throw new StoreFullError('tracker is at its torrent limit, retry later');
-      swarm = new Swarm(hkey);
-      this.swarms.set(hkey, swarm);
+      swarm = this.createSwarm(hkey, req, now);
+    } else if (swarm.junk) {
+      swarm.junk = false;
+      this.junk.delete(hkey);
     }
     swarm.lastSeen = now;
     const compact = req.compact;
     const v4 = compact.length === 6;
     const pkey = v4 ? compact.readUInt32BE(0) * 65536 + ((compact[4]! << 8) | compact[5]!) : compact.toString('latin1');
-    let peer = v4 ? swarm.peers4.get(pkey as number) : swarm.peers6.get(pkey as string);
+    let peer = swarm.peers.get(pkey);
 
     if (req.event === 'stopped') {
       if (peer) this.removePeer(swarm, peer);
@@ -202,10 +232,11 @@ export class MemoryStore implements SwarmStore {
     } else {
       if (req.event === 'completed') swarm.downloaded++;
       if (swarm.size < this.maxPeersPerSwarm && this.peerCount < this.maxPeers) {
-        peer = new Peer(pkey, req.peerId.toString('latin1'), compact, swarm.l4);
+        const list = swarm.listFor(seed, compact);
+        peer = new Peer(pkey, req.peerId.toString('latin1'), compact, list);
         if (this.zones) peer.loc = this.zones.lookup(compact);
-        if (v4) swarm.peers4.set(pkey as number, peer); else swarm.peers6.set(pkey as string, peer);
-        this.enlist(swarm.listFor(seed, compact), peer, compact, expires);
+        swarm.peers.set(pkey, peer);
+        this.enlist(list, peer, compact, expires);
       }
     }
 
@@ -226,9 +257,33 @@ export class MemoryStore implements SwarmStore {
     return { swarms: this.swarms.size, seeds: this.totalSeeds, leechers: this.totalLeechers };
   }
 
+  private createSwarm(hkey: string, req: AnnounceRequest, now: number): Swarm {
+    if (this.newSwarms && !this.newSwarms.take(sourceKey(req.source ?? compactAddress(req.compact)), now)) {
+      throw new StoreFullError('too many new torrents from your address, retry later');
+    }
+    if (this.swarms.size >= this.maxSwarms) {
+      const oldest = this.junk.values().next();
+      if (oldest.done) throw new StoreFullError('tracker is at its torrent limit, retry later');
+      this.dropSwarm(oldest.value);
+    }
+    const swarm = new Swarm(hkey);
+    this.swarms.set(hkey, swarm);
+    this.junk.set(hkey, swarm);
+    return swarm;
+  }
+
+  private dropSwarm(swarm: Swarm): void {
+    for (const list of swarm.lists(this.scratch)) {
+      for (let i = list.len - 1; i >= 0; i--) this.removePeer(swarm, list.peers[i]!);
+    }
+    this.swarms.delete(swarm.key);
+    this.junk.delete(swarm.key);
+  }
+
   async close(): Promise<void> {
     clearInterval(this.timer);
     this.swarms.clear();
+    this.junk.clear();
     this.totalSeeds = this.totalLeechers = 0;
   }
 
@@ -250,11 +305,11 @@ export class MemoryStore implements SwarmStore {
       }
       const swarm = next.value;
       budget -= swarm.size + 1;
-      for (const list of [swarm.s4, swarm.l4, swarm.s6, swarm.l6]) {
+      for (const list of swarm.lists(this.scratch)) {
         // Backwards: removal swaps in the last entry, which has already been checked.
         for (let i = list.len - 1; i >= 0; i--) if (list.exp[i]! <= now) this.removePeer(swarm, list.peers[i]!);
       }
-      if (swarm.size === 0 && swarm.lastSeen + this.ttl <= now) this.swarms.delete(swarm.key);
+      if (swarm.size === 0 && swarm.lastSeen + this.ttl <= now) { this.swarms.delete(swarm.key); this.junk.delete(swarm.key); }
     }
   }
 
@@ -270,13 +325,13 @@ export class MemoryStore implements SwarmStore {
 
   private removePeer(swarm: Swarm, p: Peer): void {
     this.unlist(p);
-    if (typeof p.key === 'number') swarm.peers4.delete(p.key); else swarm.peers6.delete(p.key);
+    swarm.peers.delete(p.key);
   }
 
   private nextSeq(): number {
     if (this.seq >= 0xfffffffe) {
       // After 4 billion selections: clear stale marks once so an old stamp cannot match.
-      for (const s of this.swarms.values()) for (const l of [s.s4, s.l4, s.s6, s.l6]) l.mark.fill(0);
+      for (const s of this.swarms.values()) for (const l of s.lists(this.scratch)) l.mark.fill(0);
       this.seq = 0;
     }
     return ++this.seq;
@@ -286,8 +341,14 @@ export class MemoryStore implements SwarmStore {
     // Seeds have nothing to gain from other seeds.
     const lists = this.lists;
     lists.length = 0;
-    if (req.family !== 6) { if (!req.seed) lists.push(swarm.s4); lists.push(swarm.l4); }
-    if (req.family !== 4) { if (!req.seed) lists.push(swarm.s6); lists.push(swarm.l6); }
+    if (req.family !== 6) {
+      if (!req.seed && swarm.s4) lists.push(swarm.s4);
+      if (swarm.l4) lists.push(swarm.l4);
+    }
+    if (req.family !== 4) {
+      if (!req.seed && swarm.s6) lists.push(swarm.s6);
+      if (swarm.l6) lists.push(swarm.l6);
+    }
     const c = req.compact;
     const me: Self = c.length === 6
       ? { ip: (c[0]! << 24) | (c[1]! << 16) | (c[2]! << 8) | c[3]!, port: (c[4]! << 8) | c[5]!, v6: undefined }
@@ -344,6 +405,14 @@ export class MemoryStore implements SwarmStore {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The textual address in a compact peer, for stores used without AnnounceRequest.source. */
+function compactAddress(c: Buffer): string {
+  if (c.length === 6) return `${c[0]}.${c[1]}.${c[2]}.${c[3]}`;
+  const g: string[] = [];
+  for (let i = 0; i < 16; i += 2) g.push(c.readUInt16BE(i).toString(16));
+  return g.join(':');
+}
 
 function sameId(a: string, b: Buffer): boolean {
   if (a.length !== b.length) return false;

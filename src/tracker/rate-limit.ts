@@ -50,3 +50,25 @@ export class RateLimiter {
     if (this.buckets.size >= this.maxTracked) this.buckets.clear();
   }
 }
+
+/**
+ * The key a request's source is limited under. An IPv6 user normally gets a whole /64 (SLAAC, privacy
+ * addresses), so keying on the full address would hand one host 2^64 fresh buckets: IPv6 is limited per /64.
+ * IPv4-mapped IPv6 addresses count as the IPv4 address. IPv4 costs no allocation (the UDP hot path).
+ */
+export function sourceKey(address: string): string {
+  if (!address.includes(':')) return address;
+  const lower = address.toLowerCase();
+  const zone = lower.indexOf('%');
+  const a = zone >= 0 ? lower.slice(0, zone) : lower;
+  if (a.startsWith('::ffff:') && a.includes('.')) return a.slice(7);
+  const dbl = a.indexOf('::');
+  let groups: string[];
+  if (dbl < 0) groups = a.split(':');
+  else {
+    const head = a.slice(0, dbl) === '' ? [] : a.slice(0, dbl).split(':');
+    const tail = a.slice(dbl + 2) === '' ? [] : a.slice(dbl + 2).split(':');
+    groups = [...head, ...new Array<string>(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail];
+  }
+  return `${groups.slice(0, 4).map((g) => (g.replace(/^0+(?=.)/, '') || '0')).join(':')}::/64`;
+}

@@ -52,6 +52,12 @@ export interface TrackerOptions {
   trustIpParam?: boolean;
   /** Per-address request rate limit for each protocol; false disables it. Default 50/s, burst 200. */
   rateLimit?: RateLimitOptions | false;
+  /**
+   * How fast one source (IPv4 address or IPv6 /64) may create new swarms, memory store only; false disables it.
+   * Default 5/s with a burst of 500 (a seedbox adding hundreds of torrents at once still gets through; the rest
+   * are told to retry later), or disabled when `rateLimit` is false.
+   */
+  swarmCreationLimit?: RateLimitOptions | false;
   /** Memory store bounds. */
   maxPeersPerSwarm?: number;
   maxSwarms?: number;
@@ -118,12 +124,14 @@ export class TrackerServer {
       if (!(await redis.ready(3000))) this.logger.warn({ redis: redactUrl(o.store.redisUrl) }, 'redis not reachable yet; announces will fail until it is');
       this.store = redis;
     } else {
+      const creation = o.swarmCreationLimit ?? (o.rateLimit === false ? false : { perSecond: 5, burst: 500 });
       this.store = new MemoryStore({
         peerTtlMs,
         ...(zones ? { zones } : {}),
         ...(o.maxPeersPerSwarm !== undefined ? { maxPeersPerSwarm: o.maxPeersPerSwarm } : {}),
         ...(o.maxSwarms !== undefined ? { maxSwarms: o.maxSwarms } : {}),
         ...(o.maxPeers !== undefined ? { maxPeers: o.maxPeers } : {}),
+        ...(creation ? { newSwarmLimit: creation } : {}),
       });
     }
     const store = this.store;

@@ -14,6 +14,11 @@ export interface AnnounceRequest {
   peerId: Buffer;
   /** Compact address of the announcing peer: 6 bytes (IPv4) or 18 bytes (IPv6), port included. */
   compact: Buffer;
+  /**
+   * The address the request came from, as the socket saw it (it differs from `compact` when an `ip`
+   * parameter is honoured). Stores that limit how fast one source may create swarms key on it.
+   */
+  source?: string;
   /** True when `left` is 0 (or the event is 'completed'). */
   seed: boolean;
   event: AnnounceEvent;

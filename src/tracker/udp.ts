@@ -1,3 +1,4 @@
+import { sourceKey } from './rate-limit.js';
 import { createHmac, randomBytes } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { ipv6ToBytes } from '../discovery/compact.js';
@@ -75,7 +76,7 @@ export class UdpTracker {
     if (msg.length < 16 || msg.length > MAX_PACKET) { metrics.drop('udp', msg.length < 16 ? 'short' : 'oversized'); return; }
     const now = Date.now();
     const limiter = this.ctx.udpLimiter;
-    if (limiter && !limiter.take(rinfo.address, now)) { metrics.drop('udp', 'rate_limited'); return; }
+    if (limiter && !limiter.take(sourceKey(rinfo.address), now)) { metrics.drop('udp', 'rate_limited'); return; }
     const action = msg.readUInt32BE(8);
     const tid = msg.readUInt32BE(12);
     if (action === ACTION_CONNECT) {
@@ -135,7 +136,7 @@ export class UdpTracker {
       peerId: msg.subarray(36, 56),
       compact,
       seed: (msg.readUInt32BE(64) === 0 && msg.readUInt32BE(68) === 0) || event === 'completed',
-      event, numwant, family, compactOnly: true,
+      event, numwant, family, compactOnly: true, source: rinfo.address,
     };
     let r: AnnounceResult | Promise<AnnounceResult>;
     try { r = ctx.store.announce(req); } catch (err) { this.storeError(err, tid, rinfo); return; }

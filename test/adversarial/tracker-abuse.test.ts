@@ -212,6 +212,8 @@ test('memory stays bounded: peers per swarm, peers in total and swarms are cappe
       for (let i = 0; i < 100; i++) await c.announce(id, { infoHash: infoHash('big2'), peerId: peerId(`q${i}`), port: 1000 + i });
       const s = await t.statsJson();
       assert.equal((s.seeds as number) + (s.leechers as number), 60);
+      // Announced twice, so it is not a junk swarm that a new one could displace.
+      await c.announce(id, { infoHash: infoHash('third'), peerId: PID, port: 6881 });
       await c.announce(id, { infoHash: infoHash('third'), peerId: PID, port: 6881 });
       const fourth = await c.request(RawUdpClient.announcePacket(id, { infoHash: infoHash('fourth'), peerId: PID, port: 6881 }));
       assert.match(udpError(fourth)!, /torrent limit/);

@@ -1,63 +1,126 @@
-// Network namespaces for tests: hosts on one bridge, addresses from 198.18.0.0/15 only, egress shaped with tbf
-// where asked. Everything carries a prefix with this process's PID, and only those names are ever removed, so
-// tests and benchmarks running at the same time never touch each other's namespaces.
-import { execFileSync, spawnSync } from 'node:child_process';
+// A LAN of network namespaces for tests: one bridge namespace and N host namespaces, each joined to the
+// bridge by a veth pair, addressed from one /24 in 198.18.0.0/15, with multicast flowing (bridge multicast
+// snooping off, a 224.0.0.0/4 route on every host). Nothing is created in the root namespace. Layout as in
+// bench/lib/netns.ts, but every name carries a prefix unique to this test run (the bench's fixed prefix and
+// its sweep() of all `shoalbench-` namespaces would tear down a concurrent run's), and teardown removes
+// exactly the namespaces this LAN created, also when the test process exits early.
+import { execFileSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
 import type { TestContext } from 'node:test';
+import { run, onProcessExit } from './real-peers/proc.js';
+import { requireNetns } from './real-peers/require-peer.js';
 
-export interface NsHost { ns: string; ip: string }
-export interface TestNet { hosts: NsHost[]; teardown(): void }
+export const LAN_PREFIX = 'shoaltest-';
 
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000 });
+export interface LanHost {
+  /** Namespace name. */
+  readonly ns: string;
+  /** IPv4 address of `ifname` (in 198.18.0.0/15). */
+  readonly ip: string;
+  readonly ifname: string;
+  /** argv that runs `cmd` inside this host's namespace (for startProcess). */
+  wrap(cmd: string, args: string[]): [string, string[]];
 }
 
-/** Root, `ip` and `tc` are needed; missing under CI=true fails, elsewhere the test is skipped. */
-export function requireNetns(t: TestContext): boolean {
-  const why = process.getuid?.() !== 0 ? 'not root'
-    : spawnSync('ip', ['-V']).error ? 'ip (iproute2) not installed'
-      : spawnSync('tc', ['-V']).error ? 'tc (iproute2) not installed' : null;
-  if (why === null) return true;
-  if (process.env.CI === 'true') throw new Error(`network namespaces unavailable: ${why} (required under CI=true)`);
-  t.skip(`network namespaces unavailable: ${why}`);
-  return false;
+export interface Lan {
+  readonly prefix: string;
+  readonly hosts: LanHost[];
+  /** Deletes every namespace this LAN created (which removes their veths). Idempotent, synchronous. */
+  destroy(): void;
+}
+
+/** Namespace names as `ip netns list` shows them. */
+export function listNamespaces(): string[] {
+  let out = '';
+  try { out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8', timeout: 10_000 }); } catch { return []; }
+  return out.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
 }
 
 /**
- * `count` hosts 198.18.<subnet>.(i+1)/24 on one bridge. `shape(i)` gives a tc rate ("40mbit") for host i's
- * upload, or undefined for an unshaped link.
+ * Removes namespaces left by test runs that were killed (SIGKILL skips exit hooks): only names in our format
+ * whose creating PID no longer exists.
  */
-export function createTestNet(tag: string, count: number, subnet: number, shape: (i: number) => string | undefined): TestNet {
-  const prefix = `st${process.pid}${tag}-`;
-  const bridge = `${prefix}br`;
-  const names: string[] = [];
-  const teardown = (): void => {
-    for (const ns of names.splice(0).reverse()) {
-      try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* already gone */ }
+export function sweepDeadRuns(): number {
+  let n = 0;
+  for (const ns of listNamespaces()) {
+    const m = new RegExp(`^${LAN_PREFIX}(\\d+)-[0-9a-f]+-`).exec(ns);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    try { process.kill(pid, 0); continue; } catch (e) { if ((e as NodeJS.ErrnoException).code === 'EPERM') continue; }
+    try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore', timeout: 10_000 }); n++; } catch { /* raced */ }
+  }
+  return n;
+}
+
+/**
+ * Like requireNetns (root + iproute2; fails under CI=true, skips elsewhere), and also checks that
+ * `ip netns` works here (it needs /run/netns and CAP_SYS_ADMIN, missing in some containers).
+ */
+export function requireLan(t: TestContext): boolean {
+  if (!requireNetns(t)) return false;
+  let why: string | undefined;
+  try { execFileSync('ip', ['netns', 'list'], { stdio: 'ignore', timeout: 10_000 }); } catch (e) { why = (e as Error).message; }
+  if (why === undefined) return true;
+  const msg = `ip netns is not usable here: ${why}`;
+  if (process.env.CI === 'true') throw new Error(`${msg} (required under CI=true)`);
+  t.skip(msg);
+  return false;
+}
+
+export function createLan(count: number): Lan {
+  if (!Number.isInteger(count) || count < 1 || count > 250) throw new Error(`createLan: 1-250 hosts, asked for ${count}`);
+  sweepDeadRuns();
+  const prefix = `${LAN_PREFIX}${process.pid}-${randomBytes(3).toString('hex')}-`;
+  const subnet = `198.18.${randomInt(2, 254)}`;
+  const bridgeNs = `${prefix}br`;
+  const created: string[] = [];
+  let destroyed = false;
+  const destroy = (): void => {
+    if (destroyed) return;
+    destroyed = true;
+    unhook();
+    for (const ns of created.reverse()) {
+      try { run('ip', ['netns', 'del', ns]); } catch { /* already gone */ }
     }
   };
-  const hosts: NsHost[] = [];
+  const unhook = onProcessExit(destroy);
+  const hosts: LanHost[] = [];
+  const addNs = (name: string): void => { run('ip', ['netns', 'add', name]); created.push(name); };
   try {
-    ip('netns', 'add', bridge);
-    names.push(bridge);
-    ip('-n', bridge, 'link', 'add', 'br0', 'type', 'bridge');
-    ip('-n', bridge, 'link', 'set', 'br0', 'up');
+    addNs(bridgeNs);
+    // IGMP snooping would hold multicast back until a querier shows up; there is none on this LAN.
+    run('ip', ['-n', bridgeNs, 'link', 'add', 'br0', 'type', 'bridge', 'mcast_snooping', '0']);
+    run('ip', ['-n', bridgeNs, 'link', 'set', 'br0', 'up']);
     for (let i = 0; i < count; i++) {
-      const h: NsHost = { ns: `${prefix}h${i}`, ip: `198.18.${subnet}.${i + 1}` };
-      ip('netns', 'add', h.ns);
-      names.push(h.ns);
-      ip('-n', bridge, 'link', 'add', `v${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', h.ns);
-      ip('-n', bridge, 'link', 'set', `v${i}`, 'master', 'br0', 'up');
-      ip('-n', h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0');
-      ip('-n', h.ns, 'link', 'set', 'eth0', 'up');
-      ip('-n', h.ns, 'link', 'set', 'lo', 'up');
-      const rate = shape(i);
-      if (rate) execFileSync('tc', ['-n', h.ns, 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', rate, 'burst', '256kb', 'latency', '50ms'], { stdio: 'ignore', timeout: 20_000 });
-      hosts.push(h);
+      const ns = `${prefix}h${i}`;
+      const ip = `${subnet}.${i + 2}`;
+      addNs(ns);
+      // Without DAD the IPv6 link-local address is usable at once, not "tentative" for the first seconds.
+      run('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0']);
+      run('ip', ['-n', bridgeNs, 'link', 'add', `v${i}`, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+      run('ip', ['-n', bridgeNs, 'link', 'set', `v${i}`, 'master', 'br0', 'up']);
+      run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      run('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
+      run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
+      // Senders that do not pick an interface route multicast by the table; there is no default route here.
+      run('ip', ['-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0']);
+      hosts.push({ ns, ip, ifname: 'eth0', wrap: (cmd, args) => ['ip', ['netns', 'exec', ns, cmd, ...args]] });
     }
-  } catch (err) {
-    teardown();
-    throw err;
+  } catch (e) {
+    destroy();
+    throw e;
   }
-  process.once('exit', teardown);
-  return { hosts, teardown };
+  return { prefix, hosts, destroy };
+}
+
+/**
+ * Throws unless `host`'s namespace has only `lo` and the veth to the LAN's bridge, and no route but the LAN's:
+ * then no packet from it can reach a real network, sandbox or not.
+ */
+export function assertSealed(host: LanHost): void {
+  const links = run('ip', ['-n', host.ns, '-o', 'link', 'show']).split('\n').filter(Boolean)
+    .map((l) => l.split(':')[1]!.trim().split('@')[0]!);
+  if (links.sort().join(',') !== ['eth0', 'lo'].join(',')) throw new Error(`namespace ${host.ns} has links ${links.join(', ')}`);
+  const routes = run('ip', ['-n', host.ns, '-4', 'route', 'show']).split('\n').filter(Boolean);
+  if (routes.some((r) => r.startsWith('default'))) throw new Error(`namespace ${host.ns} has a default route`);
 }

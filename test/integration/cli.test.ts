@@ -162,7 +162,7 @@ test('info: a magnet link shows hash, name, trackers and peers', async () => {
 test('seed a folder, then get it through the embedded tracker and with --peer; SIGINT stops the seed', async (t) => {
   const work = await tempDir('seed');
   const torrentFile = join(work, 'share.torrent');
-  const seed = startCli(['seed', folder, '--json', '--port', '0', '--tracker-port', '0', '--announce-host', '127.0.0.1', '-o', torrentFile], { cwd: work });
+  const seed = startCli(['seed', folder, '--json', '--port', '0', '--tracker-port', '0', '--announce-host', '127.0.0.1', '--torrent-out', torrentFile], { cwd: work });
   started.push(seed);
   const ev = await seed.waitFor('seeding', 30_000);
   assert.equal(ev.torrent, torrentFile);
@@ -208,6 +208,49 @@ test('seed a folder, then get it through the embedded tracker and with --peer; S
     }
   });
 
+  await t.test('get from a magnet link (--json -v): metadata from the seed, then the data; peer lines; saved metadata', async () => {
+    const dl = await tempDir('get-magnet');
+    const r = await runCli(['--json', '-v', 'get', ev.magnet as string, '-o', dl, '--timeout', '60'], { timeoutMs: 90_000 });
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const events = jsonLines(r.stdout);
+    const types = events.map((e) => e.type);
+    assert.equal(types[0], 'metadata-fetching');
+    assert.ok(types.indexOf('metadata') < types.indexOf('added'), types.join(','));
+    assert.equal(events.at(-1)!.type, 'done');
+    const peerLines = events.filter((e) => e.type === 'peer');
+    assert.ok(peerLines.some((e) => e.event === 'connected' && typeof e.address === 'string'), 'a `peer` connected line with -v');
+    await sameTree(join(dl, 'share'));
+    const saved = parseTorrent(await readFile(join(dl, '.shoal', `${meta.infoHashHex}.torrent`)));
+    assert.equal(saved.infoHashHex, meta.infoHashHex);
+    // Run again: the metadata is not fetched a second time.
+    const again = await runCli(['--json', 'get', ev.magnet as string, '-o', dl, '--timeout', '60'], { timeoutMs: 90_000 });
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(jsonLines(again.stdout)[0]!.type, 'added');
+  });
+
+  await t.test('info --fetch shows a magnet as its .torrent', async () => {
+    const r = await runCli(['--json', 'info', ev.magnet as string, '--fetch', '--timeout', '30'], { timeoutMs: 60_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const info = jsonLines(r.stdout)[0]!;
+    assert.equal(info.infoHash, meta.infoHashHex);
+    assert.equal(info.name, meta.name);
+    assert.equal((info.files as unknown[]).length, meta.files.filter((f) => !f.padding).length);
+  });
+
+  await t.test('seed <torrent> -o DIR seeds what get -o DIR downloaded', async () => {
+    const dl = await tempDir('get-then-seed');
+    const r = await runCli(['get', torrentFile, '-o', dl, '--peer', `127.0.0.1:${port}`, '--timeout', '60'], { timeoutMs: 90_000 });
+    assert.equal(r.code, 0, r.stderr);
+    const reseed = startCli(['seed', torrentFile, '-o', dl, '--json', '--port', '0', '--no-embedded-tracker', '--host', '127.0.0.1']);
+    started.push(reseed);
+    const ev2 = await reseed.waitFor('seeding', 30_000);
+    assert.equal(ev2.dir, dl);
+    // --host names one address: that is the address in the magnet (not the machine's first IPv4).
+    assert.deepEqual(parseMagnet(ev2.magnet as string).peers, [{ host: '127.0.0.1', port: ev2.port as number }]);
+    const stopped2 = await reseed.stop(10_000);
+    assert.equal(stopped2.code, 0, reseed.stderr);
+  });
+
   const stopped = await seed.stop(10_000);
   assert.equal(stopped.killed, false, 'the seed did not exit on SIGINT');
   assert.equal(stopped.code, 0, seed.stderr);
@@ -229,10 +272,10 @@ test('--help for every command exits 0 and lists its options', async () => {
   const expected: Record<string, string[]> = {
     '': ['create', 'info', 'seed', 'get', 'tracker', '--json', '--quiet', '--verbose'],
     create: ['--tracker', '--web-seed', '--piece-length', '--private', '--comment', '--name', '--output'],
-    info: ['<torrent>', '--json'],
-    seed: ['--dir', '--tracker', '--web-seed', '--no-embedded-tracker', '--tracker-port', '--announce-host', '--piece-length',
+    info: ['<torrent>', '--json', '--fetch', '--save-torrent'],
+    seed: ['--output', '--dir', '--torrent-out', '--no-lsd', '--no-pex', '--tracker', '--web-seed', '--no-embedded-tracker', '--tracker-port', '--announce-host', '--piece-length',
       '--private', '--output', '--recheck', '--port', '--host', '--upload-limit', '--max-peers'],
-    get: ['--output', '--peer', '--seed', '--select', '--recheck', '--timeout', '--port', '--host', '--upload-limit',
+    get: ['--output', '--save-torrent', '--no-lsd', '--no-pex', '--peer', '--seed', '--select', '--recheck', '--timeout', '--port', '--host', '--upload-limit',
       '--download-limit', '--max-peers', '--json'],
     tracker: ['--http-port', '--udp-port', '--host', '--redis', '--allow', '--zones', '--interval'],
   };

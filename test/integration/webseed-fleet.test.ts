@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createTorrent } from '../../src/metainfo/index.js';
 import { pseudoRandom } from '../helpers/make-meta.js';
 import { requireNginx, startNginx } from '../helpers/nginx.js';
-import { createTestNet, requireNetns } from '../helpers/netns.js';
+import { createTestNet, requireNetns } from '../helpers/shaped-netns.js';
 import { CLI_PATH, type JsonEvent } from '../helpers/cli.js';
 
 const DOWNLOADERS = 8;

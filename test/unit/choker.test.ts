@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Choker, type ChokerPeer, type ChokeDecision } from '../../src/engine/choker.js';
-import { Bitfield } from '../../src/util/bitfield.js';
 import { mulberry32 } from '../helpers/random.js';
 
 

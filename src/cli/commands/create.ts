@@ -1,6 +1,7 @@
-import { writeFile } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
-import { createTorrent } from '../../metainfo/index.js';
+import { open, writeFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { createTorrent, type Metainfo } from '../../metainfo/index.js';
+import { isMp4Video, mp4MoovPosition } from '../../stream/media.js';
 import { ShoalError } from '../../util/errors.js';
 import { formatBytes, parseSize, type Output } from '../output.js';
 
@@ -52,5 +53,26 @@ export async function createCommand(path: string, opts: CreateCommandOptions, ou
   });
   out.event('created', { file, infoHash: meta.infoHashHex, name: meta.name, length: meta.length, pieceLength: meta.pieceLength, pieces: meta.pieceCount },
     `created ${file}\n  info-hash ${meta.infoHashHex}\n  ${meta.files.length} file(s), ${formatBytes(meta.length)}, ${meta.pieceCount} pieces of ${formatBytes(meta.pieceLength)}`);
+  await warnMoovAtEnd(meta, abs, out);
   return { file, infoHash: meta.infoHashHex };
+}
+
+/** Streaming players must fetch the end of such files before the first frame: say how to fix them. */
+async function warnMoovAtEnd(meta: Metainfo, root: string, out: Output): Promise<void> {
+  for (const f of meta.files) {
+    if (f.padding || !isMp4Video(f.path[f.path.length - 1]!)) continue;
+    const onDisk = meta.multiFile ? join(root, ...f.path) : root;
+    const shown = meta.multiFile ? f.path.join('/') : basename(root);
+    let position;
+    try {
+      const fh = await open(onDisk, 'r');
+      try { position = await mp4MoovPosition(fh, f.length); } finally { await fh.close(); }
+    } catch {
+      continue; // advice only: a file that vanished after hashing is not this check's business
+    }
+    if (position === 'end') {
+      out.warn(`${shown}: moov atom at the end; players must download the end first. ` +
+        'Re-encode with `ffmpeg -i in.mp4 -c copy -movflags +faststart out.mp4`');
+    }
+  }
 }

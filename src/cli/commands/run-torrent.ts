@@ -1,4 +1,4 @@
-import type { Torrent } from '../../engine/index.js';
+import type { Client, Torrent } from '../../engine/index.js';
 import type { TorrentStats } from '../../engine/types.js';
 import { formatBytes, formatDuration, formatRate, type Output } from '../output.js';
 
@@ -11,22 +11,50 @@ export function watchTorrent(torrent: Torrent, out: Output): () => void {
       down: formatRate(s.downloadRate), up: formatRate(s.uploadRate), peers: s.peers, eta: formatDuration(s.eta),
     }, () => plainLine(s));
   };
-  const onWarning = (msg: string): void => out.warn(msg);
-  const onPeer = (addr: string): void => out.info(`peer connected: ${addr}`);
-  const onBan = (addr: string, reason: string): void => out.warn(`banned peer ${addr}: ${reason}`);
   torrent.on('stats', onStats);
-  torrent.on('warning', onWarning);
-  torrent.on('peer', onPeer);
-  torrent.on('ban', onBan);
+  const stopPeers = watchPeers(torrent, out);
   if (!torrent.done) {
     out.startProgress(total, '{bar} {percentage}% | ↓ {down} ↑ {up} | peers {peers} | ETA {eta}');
   }
   return () => {
     torrent.off('stats', onStats);
-    torrent.off('warning', onWarning);
-    torrent.off('peer', onPeer);
-    torrent.off('ban', onBan);
+    stopPeers();
     out.stopProgress();
+  };
+}
+
+/**
+ * Warnings from the moment a torrent is created (resume data found corrupt while it is added, for one): call before
+ * `client.add()`.
+ */
+export function forwardWarnings(client: Client, out: Output): void {
+  client.onTorrentCreated((t) => t.on('warning', (msg: string) => out.warn(msg)));
+}
+
+/**
+ * With -v, peer events: plain lines on stderr, or `peer` JSON lines (`event`: connected,
+ * disconnected with `reason`, banned with `reason`) with --json.
+ */
+export function watchPeers(torrent: Torrent, out: Output): () => void {
+  const peerEvent = (event: string, address: string, reason: string | undefined, text: string): void => {
+    if (!out.verbose) return;
+    if (out.json) out.event('peer', { event, address, ...(reason !== undefined ? { reason } : {}) });
+    else out.info(text);
+  };
+  const onPeer = (addr: string): void => peerEvent('connected', addr, undefined, `peer connected: ${addr}`);
+  const onDisconnect = (addr: string, err?: Error): void =>
+    peerEvent('disconnected', addr, err?.message, `peer disconnected: ${addr}${err ? ` (${err.message})` : ''}`);
+  const onBan = (addr: string, reason: string): void => {
+    if (out.json && out.verbose) peerEvent('banned', addr, reason, '');
+    else out.warn(`banned peer ${addr}: ${reason}`);
+  };
+  torrent.on('peer', onPeer);
+  torrent.on('disconnect', onDisconnect);
+  torrent.on('ban', onBan);
+  return () => {
+    torrent.off('peer', onPeer);
+    torrent.off('disconnect', onDisconnect);
+    torrent.off('ban', onBan);
   };
 }
 

@@ -9,7 +9,7 @@ import { EXIT, formatBytes, type Output } from '../output.js';
 import { createCommand } from './create.js';
 import { loadTorrent } from './load-torrent.js';
 import { clientOptions, parsePort, type NetworkOptions } from './network-options.js';
-import { untilSignal, watchTorrent } from './run-torrent.js';
+import { forwardWarnings, untilSignal, watchTorrent } from './run-torrent.js';
 
 export interface SeedCommandOptions extends NetworkOptions {
   dir?: string;
@@ -21,7 +21,10 @@ export interface SeedCommandOptions extends NetworkOptions {
   announceHost?: string;
   pieceLength?: string;
   private?: boolean;
+  /** Data folder of a given .torrent (as on `get`); `dir` is its alias. */
   output?: string;
+  /** Where a created .torrent goes. */
+  torrentOut?: string;
   recheck?: boolean;
 }
 
@@ -30,9 +33,15 @@ export interface SeedCommandOptions extends NetworkOptions {
  * (unless --no-embedded-tracker) and seeds until interrupted.
  */
 export async function seedCommand(source: string, opts: SeedCommandOptions, out: Output): Promise<number> {
-  const announceHost = opts.announceHost ?? defaultAnnounceHost();
+  // With --host naming one address, that is where others reach us: the magnet and tracker URL must say so.
+  const announceHost = opts.announceHost ?? (opts.host !== undefined && !isWildcard(opts.host) ? opts.host : defaultAnnounceHost());
+  if (opts.output !== undefined && opts.dir !== undefined && resolve(opts.output) !== resolve(opts.dir)) {
+    throw new ShoalError('EUSAGE', '-o/--output and -d/--dir both name the data folder; give one');
+  }
+  const dataDirOption = opts.output ?? opts.dir;
   let tracker: TrackerServer | null = null;
   const client = new Client(clientOptions(opts, 6881));
+  forwardWarnings(client, out);
   const signal = untilSignal();
   let stopWatching = (): void => undefined;
   try {
@@ -41,6 +50,12 @@ export async function seedCommand(source: string, opts: SeedCommandOptions, out:
       throw new ShoalError('EUSAGE', `cannot seed ${source}: ${err.code === 'ENOENT' ? 'no such file or folder' : err.code ?? err.message}`);
     });
     const isTorrentFile = st.isFile() && abs.endsWith('.torrent');
+    if (!isTorrentFile && dataDirOption !== undefined) {
+      throw new ShoalError('EUSAGE', `-o/--output names the data folder of a .torrent; ${source} is the data itself (name the created .torrent with --torrent-out)`);
+    }
+    if (isTorrentFile && opts.torrentOut !== undefined) {
+      throw new ShoalError('EUSAGE', '--torrent-out names the .torrent that seed <path> creates; here the .torrent is given');
+    }
 
     if (opts.embeddedTracker !== false) {
       // A short interval: in a one-command deployment new downloaders should learn of each other quickly.
@@ -60,12 +75,12 @@ export async function seedCommand(source: string, opts: SeedCommandOptions, out:
     if (isTorrentFile) {
       meta = await loadTorrent(abs);
       torrentFile = abs;
-      dataDir = resolve(opts.dir ?? dirname(abs));
+      dataDir = resolve(dataDirOption ?? dirname(abs));
     } else {
       const trackers = [...(embeddedUrl ? [embeddedUrl] : []), ...(opts.tracker ?? [])];
       const createOpts: Parameters<typeof createCommand>[1] = { tracker: trackers, webSeed: opts.webSeed ?? [], private: opts.private === true };
       if (opts.pieceLength !== undefined) createOpts.pieceLength = opts.pieceLength;
-      if (opts.output !== undefined) createOpts.output = opts.output;
+      if (opts.torrentOut !== undefined) createOpts.output = opts.torrentOut;
       const created = await createCommand(abs, createOpts, out);
       torrentFile = created.file;
       meta = await loadTorrent(torrentFile);
@@ -112,4 +127,8 @@ export function defaultAnnounceHost(): string {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
   }
   return '127.0.0.1';
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
 }

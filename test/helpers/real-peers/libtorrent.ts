@@ -16,6 +16,8 @@ export interface LibtorrentStatus {
   state: string; progress: number; totalDone: number; totalWanted: number;
   downloadRate: number; uploadRate: number; totalUpload: number; totalDownload: number;
   peers: number; seeds: number; isSeeding: boolean; error: string;
+  /** Nodes in libtorrent's DHT routing table; present only when started with `dhtBootstrap`. */
+  dhtNodes?: number;
 }
 
 export interface LibtorrentPeer {
@@ -25,6 +27,8 @@ export interface LibtorrentPeer {
   /** Resolves once all wanted data is present and verified (for a seed: once its check passed). */
   waitDone(timeoutMs: number): Promise<void>;
   status(): LibtorrentStatus | undefined;
+  /** True once a magnet's metadata arrived from a peer (libtorrent's metadata_received_alert). */
+  readonly gotMetadata: boolean;
   connect(host: string, port: number): void;
   /** Alerts lt_peer.py reported (the last 500), optionally only those of one type, e.g. 'tracker_reply'. */
   alerts(type?: string): Array<{ type: string; msg: string }>;
@@ -34,7 +38,19 @@ export interface LibtorrentPeer {
 
 export interface LibtorrentOptions {
   mode: 'seed' | 'download';
-  torrentPath: string;
+  /** The .torrent to add; or give `magnet` instead (download mode: the metadata comes from peers, BEP 9). */
+  torrentPath?: string;
+  magnet?: string;
+  /** Local Service Discovery (BEP 14, multicast), repeated every `lsdIntervalSeconds` (default 2). */
+  lsd?: boolean;
+  lsdIntervalSeconds?: number;
+  /** Rate limits in bytes/s, applied to loopback and LAN peers too. */
+  uploadLimit?: number;
+  downloadLimit?: number;
+  /** Turns libtorrent's DHT on, bootstrapped from these 'ip:port' nodes only (off when absent). */
+  dhtBootstrap?: string[];
+  /** How often libtorrent re-announces/looks up the torrent on the DHT (default 2 s; libtorrent's own is 15 min). */
+  dhtAnnounceIntervalSeconds?: number;
   savePath: string;
   /** Listen address; port 0 picks one (reported as `port`). Default 127.0.0.1:0. */
   listen?: string;
@@ -49,7 +65,16 @@ export async function startLibtorrent(opts: LibtorrentOptions): Promise<Libtorre
   const listen = opts.listen ?? '127.0.0.1:0';
   const listenIp = listen.slice(0, listen.lastIndexOf(':')).replace(/^\[|\]$/g, '');
   const outgoing = opts.outgoing ?? (listenIp === '0.0.0.0' || listenIp === '::' ? '' : listenIp);
-  const args = [LT_PEER_SCRIPT, 'run', '--mode', opts.mode, '--torrent', opts.torrentPath, '--save', opts.savePath,
+  if ((opts.torrentPath === undefined) === (opts.magnet === undefined)) throw new Error('startLibtorrent: give torrentPath or magnet');
+  const source = opts.magnet !== undefined ? ['--magnet', opts.magnet] : ['--torrent', opts.torrentPath!];
+  const extra = [
+    ...(opts.lsd ? ['--lsd', '--lsd-interval', String(opts.lsdIntervalSeconds ?? 2)] : []),
+    ...(opts.uploadLimit ? ['--upload-limit', String(opts.uploadLimit)] : []),
+    ...(opts.downloadLimit ? ['--download-limit', String(opts.downloadLimit)] : []),
+    ...(opts.dhtBootstrap ?? []).flatMap((b) => ['--dht-bootstrap', b]),
+    ...(opts.dhtBootstrap?.length && opts.dhtAnnounceIntervalSeconds ? ['--dht-announce-interval', String(opts.dhtAnnounceIntervalSeconds)] : []),
+  ];
+  const args = [LT_PEER_SCRIPT, 'run', '--mode', opts.mode, ...source, '--save', opts.savePath, ...extra,
     '--listen', listen, ...(outgoing ? ['--outgoing', outgoing] : []), ...(opts.peers ?? []).flatMap((p) => ['--peer', p])];
   const [cmd, argv] = opts.wrap ? opts.wrap(SYSTEM_PYTHON, args) : [SYSTEM_PYTHON, args];
   const proc = startProcess('libtorrent', cmd, argv, { keepInTail: (l) => !l.startsWith('{"event": "status"') });
@@ -58,6 +83,7 @@ export async function startLibtorrent(opts: LibtorrentOptions): Promise<Libtorre
   let infoHash = '';
   let last: LibtorrentStatus | undefined;
   let done = false;
+  let gotMetadata = false;
   let seedProblem: string | undefined;
   const alerts: Array<{ type: string; msg: string }> = [];
   proc.onLine((line, stream) => {
@@ -67,6 +93,7 @@ export async function startLibtorrent(opts: LibtorrentOptions): Promise<Libtorre
     if (ev.event === 'listening') { port = ev.port as number; infoHash = ev.infoHash as string; }
     else if (ev.event === 'status') last = ev as unknown as LibtorrentStatus;
     else if (ev.event === 'done') done = true;
+    else if (ev.event === 'metadata') gotMetadata = true;
     else if (ev.event === 'alert') {
       if (ev.type === 'seed_incomplete') seedProblem = ev.msg as string;
       alerts.push({ type: String(ev.type), msg: String(ev.msg) });
@@ -100,6 +127,7 @@ export async function startLibtorrent(opts: LibtorrentOptions): Promise<Libtorre
       }, describe, 100);
     },
     status: () => last,
+    get gotMetadata() { return gotMetadata; },
     connect(host, p) { proc.child.stdin?.write(JSON.stringify({ cmd: 'connect', host, port: p }) + '\n'); },
     alerts: (type) => (type === undefined ? [...alerts] : alerts.filter((a) => a.type === type)),
     logTail: () => proc.logTail(),

@@ -1,13 +1,20 @@
 #!/usr/bin/python3
 """A libtorrent peer for Shoal's interop tests, driven by libtorrent.ts.
 
-  lt_peer.py run --mode seed|download --torrent T --save DIR [--listen IP:PORT]
+  lt_peer.py run --mode seed|download (--torrent T | --magnet URI) --save DIR [--listen IP:PORT]
                  [--outgoing IP] [--peer IP:PORT ...] [--exit-when-done]
+                 [--lsd [--lsd-interval S]] [--upload-limit B/s] [--download-limit B/s]
+                 [--dht-bootstrap IP:PORT ... [--dht-announce-interval S]]
   lt_peer.py make --path P --out T [--piece-length N] [--announce URL ...]
 
 `run` prints one JSON object per line on stdout: first {"event":"listening","port":N}, then
 {"event":"status",...} every 250 ms, {"event":"done"} once the data is complete and verified,
-{"event":"alert",...} for errors and peer events. Lines on stdin are JSON commands
+{"event":"alert",...} for errors and peer events, {"event":"metadata","infoHash":H} when a magnet's metadata
+arrived (from a peer, over ut_metadata). --magnet adds the torrent by magnet URI (x.pe peers are used);
+--lsd turns on Local Service Discovery (BEP 14, multicast only). --dht-bootstrap turns on the DHT (BEP 5, off
+otherwise) bootstrapped only from these nodes; the torrent is then announced and looked up every
+--dht-announce-interval seconds (default 2; libtorrent's own default is 15 min) and status lines carry "dhtNodes". ut_pex is on, as in libtorrent's default session. --upload-limit/--download-limit
+also apply to loopback and LAN peers (libtorrent exempts them by default). Lines on stdin are JSON commands
 ({"cmd":"connect","host":H,"port":P}); EOF on stdin makes it exit, so a dead parent never leaves it behind.
 """
 import argparse
@@ -56,7 +63,7 @@ def run(args):
     settings = lt.high_performance_seed()
     settings.update({
         "enable_dht": False,
-        "enable_lsd": False,
+        "enable_lsd": bool(args.lsd),
         "enable_upnp": False,
         "enable_natpmp": False,
         # Shoal speaks TCP only; libtorrent would otherwise try uTP first.
@@ -72,14 +79,39 @@ def run(args):
         # Trackers in tests hand out peers once; do not let a long interval hide a late seed.
         "min_announce_interval": 1,
     })
+    if args.lsd:
+        # Multicast only: the tests are about the BEP 14 group. Default interval 300 s; a short one repeats the
+        # announce in case the first datagram went out before the other side joined the group.
+        settings["broadcast_lsd"] = False
+        settings["local_service_announce_interval"] = args.lsd_interval
+    if args.dht_bootstrap:
+        settings["enable_dht"] = True
+        settings["dht_bootstrap_nodes"] = ",".join(args.dht_bootstrap)
+        # With one torrent, libtorrent announces it (get_peers + announce_peer) every interval; a short one means a
+        # lookup made before the DHT had bootstrapped, or before the other side announced, is soon repeated.
+        settings["dht_announce_interval"] = args.dht_announce_interval
+    if args.upload_limit:
+        settings["upload_rate_limit"] = args.upload_limit
+    if args.download_limit:
+        settings["download_rate_limit"] = args.download_limit
     if args.outgoing:
         # Inside namespaces the default source address may equal another peer's, which some clients drop.
         settings["outgoing_interfaces"] = args.outgoing
     ses = lt.session(settings)
+    if args.upload_limit or args.download_limit:
+        # libtorrent puts loopback and LAN peers in an unlimited "local" class; make every peer global-class.
+        f = lt.ip_filter()
+        f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+        ses.set_peer_class_filter(f)
 
-    info = lt.torrent_info(args.torrent)
-    params = lt.add_torrent_params()
-    params.ti = info
+    if args.magnet:
+        params = lt.parse_magnet_uri(args.magnet)
+        info_hash = str(params.info_hashes.v1)
+    else:
+        info = lt.torrent_info(args.torrent)
+        params = lt.add_torrent_params()
+        params.ti = info
+        info_hash = str(info.info_hash())
     params.save_path = args.save
     handle = ses.add_torrent(params)
 
@@ -87,7 +119,7 @@ def run(args):
     while ses.listen_port() == 0 and time.time() < deadline:
         ses.wait_for_alert(100)
         ses.pop_alerts()
-    emit({"event": "listening", "port": ses.listen_port(), "infoHash": str(info.info_hash())})
+    emit({"event": "listening", "port": ses.listen_port(), "infoHash": info_hash})
 
     peers = [parse_hostport(p) for p in args.peer or []]
     lock = threading.Lock()
@@ -119,6 +151,8 @@ def run(args):
     while not stop.is_set():
         ses.wait_for_alert(100)
         for a in ses.pop_alerts():
+            if isinstance(a, lt.metadata_received_alert):
+                emit({"event": "metadata", "infoHash": info_hash})
             cat = a.category()
             if cat & lt.alert.category_t.error_notification or isinstance(
                     a, (lt.peer_connect_alert, lt.peer_disconnected_alert, lt.tracker_error_alert,
@@ -141,7 +175,8 @@ def run(args):
                   "downloadRate": st.download_rate, "uploadRate": st.upload_rate,
                   "totalUpload": st.total_payload_upload, "totalDownload": st.total_payload_download,
                   "peers": st.num_peers, "seeds": st.num_seeds, "isSeeding": st.is_seeding,
-                  "error": str(st.errc.message()) if st.errc.value() else ""})
+                  "error": str(st.errc.message()) if st.errc.value() else "",
+                  **({"dhtNodes": ses.status().dht_nodes} if args.dht_bootstrap else {})})
         complete = not checking and st.total_wanted > 0 and st.total_wanted_done == st.total_wanted \
             and st.state in (lt.torrent_status.states.seeding, lt.torrent_status.states.finished)
         if args.mode == "seed" and not checking and not complete and not seed_warned:
@@ -162,12 +197,20 @@ def main():
     sub = ap.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run")
     r.add_argument("--mode", choices=["seed", "download"], required=True)
-    r.add_argument("--torrent", required=True)
+    src = r.add_mutually_exclusive_group(required=True)
+    src.add_argument("--torrent")
+    src.add_argument("--magnet")
     r.add_argument("--save", required=True)
     r.add_argument("--listen", default="127.0.0.1:0")
     r.add_argument("--outgoing", default="")
     r.add_argument("--peer", action="append")
     r.add_argument("--exit-when-done", action="store_true")
+    r.add_argument("--lsd", action="store_true")
+    r.add_argument("--lsd-interval", type=int, default=2)
+    r.add_argument("--upload-limit", type=int, default=0)
+    r.add_argument("--download-limit", type=int, default=0)
+    r.add_argument("--dht-bootstrap", action="append")
+    r.add_argument("--dht-announce-interval", type=int, default=2)
     m = sub.add_parser("make")
     m.add_argument("--path", required=True)
     m.add_argument("--out", required=True)
