@@ -299,7 +299,7 @@ export class TorrentContent {
       if (owner < 0) own.add(i);
       else if (now - (this.lastAnnounce.get(owners[owner]!) ?? 0) > OWNER_SILENT_MS) orphaned.add(i);
     }
-    if (this.peersStalled(now, owners)) return [own, orphaned, null];
+    if (this.peersStalled(now, this.host.connections())) return [own, orphaned, null];
     return [own, orphaned];
   }
 
