@@ -195,7 +195,7 @@ export function streamMarkdown(r: ResultFile): string {
   if (!s) return r.notes.map((n) => `- ${n}`).join('\n');
   const out: string[] = [];
   const v = s.video;
-  out.push(`**${v.seconds} s ${v.width}x${v.height} H.264 + AAC at ${fmt(v.bitrateBps / 1e6)} Mbit/s, ${fmtSize(v.pieceLength)} pieces; one Shoal seed, upload shaped to ${s.seedRate} (${s.rateMultiple}× the bitrate, tbf burst ${s.seedBurst}); warm swarm: each measurement starts a fresh client, waits until it is connected to the seed, then ${s.settleMs} ms** — median (min–max) of ${s.runs} runs, milliseconds`);
+  out.push(`**${v.seconds} s ${v.width}x${v.height} H.264 + AAC at ${fmt(v.bitrateBps / 1e6)} Mbit/s, ${fmtSize(v.pieceLength)} pieces; one Shoal seed (initial seeding off), upload shaped to ${s.seedRate} (${s.rateMultiple}× the bitrate, tbf burst ${s.seedBurst}); warm swarm: each measurement starts a fresh client, waits until it is connected to the seed, then ${s.settleMs} ms** — median (min–max) of ${s.runs} runs, milliseconds`);
   out.push('');
   const engines = [...new Set(s.cases.map((c) => c.engine))];
   const name = (e: string): string => displayName(e as 'shoal');

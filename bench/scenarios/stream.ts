@@ -181,9 +181,14 @@ export async function runStreamScenario(o: StreamOptions): Promise<StreamResult>
   const net = await createNet(2, seedRate, SEED_BURST);
   const seeds: Proc[] = [];
   try {
-    // The same Shoal seed serves both clients, so they compete on the client side only.
+    // The same Shoal seed serves both clients, so they compete on the client side only. Initial seeding is off:
+    // a lone seed in that mode advertises pieces a few at a time in random order, so the first viewer of a fresh
+    // seed waits for piece 0 until it happens to be offered (seconds; the same for every client) — it would measure
+    // the seed's distribution policy, not streaming.
     for (const l of LAYOUTS) {
-      const s = startRole({ engine: 'shoal', role: 'seed', torrent: torrents[l], dir: seedDir, host: hostIp(0), port: SEED_PORT[l], netns: net.hosts[0]!.ns }, `stream seed ${l}`);
+      const s = startRole({
+        engine: 'shoal', role: 'seed', torrent: torrents[l], dir: seedDir, host: hostIp(0), port: SEED_PORT[l], netns: net.hosts[0]!.ns, noInitialSeeding: true,
+      }, `stream seed ${l}`);
       seeds.push(s);
       await s.waitFor('ready', 120_000);
     }
