@@ -91,6 +91,7 @@ export function buildProgram(): Command {
     .option('-l, --piece-length <size>', 'piece length for a created torrent')
     .option('-p, --private', 'private flag for a created torrent')
     .option('--torrent-out <file>', 'where to write a created .torrent (default: ./<name>.torrent)')
+    .option('--no-initial-seeding', 'advertise every piece at once (for streaming origins), instead of a few at a time so each goes out once first')
     .option('--recheck', 'hash all data instead of trusting resume data')
     .option('--no-lsd', 'no local service discovery (BEP 14) on the LAN')
     .option('--no-pex', 'no peer exchange (BEP 11)')

@@ -41,6 +41,8 @@ interface ReaderState {
 export class StreamManager {
   private readonly host: StreamHost;
   private readonly readers = new Set<ReaderState>();
+  /** Pieces to fetch first before any reader exists (`prefetch`): a player is about to open this file. */
+  private hinted: number[] = [];
   private closed = false;
 
   constructor(host: StreamHost) {
@@ -123,8 +125,29 @@ export class StreamManager {
     }
   }
 
+  /**
+   * A player is about to read file `index` from its start: fetch what it will ask for first (the head, and the tail
+   * for media that keep their index there) now, instead of random pieces, so the first request finds them on disk
+   * or in flight. Readers, once they exist, come before the hint.
+   */
+  prefetch(index: number): void {
+    const meta = this.host.meta;
+    const file = meta.files[index];
+    if (!file || file.padding || file.length === 0) return;
+    const list: number[] = [];
+    const container = mediaContainerOf(file.path.join('/'));
+    for (const r of mediaHeadTailPieces({ offset: file.offset, length: file.length }, meta.pieceLength, container)) {
+      for (let i = r.first; i <= r.last; i++) list.push(i);
+    }
+    const first = Math.floor(file.offset / meta.pieceLength);
+    for (let i = first; i < first + MIN_WINDOW_PIECES; i++) if (i < meta.pieceCount) list.push(i);
+    this.hinted = list.filter((i) => this.host.isWanted(i) && !this.host.hasPiece(i));
+    this.update();
+  }
+
   /** A piece was verified: wake readers waiting for it. */
   pieceVerified(index: number): void {
+    if (this.hinted.length > 0) this.hinted = this.hinted.filter((i) => i !== index);
     for (const st of this.readers) {
       st.upfront = st.upfront.filter((i) => i !== index);
       if (st.waiting === index && st.wake) st.wake();
@@ -152,9 +175,10 @@ export class StreamManager {
       for (let i = first; i <= last; i++) if (!this.host.hasPiece(i)) list.push(i);
       lists.push(list);
     }
-    // Interleave readers so one does not starve another.
+    // Interleave readers so one does not starve another; a prefetch hint comes after them.
     const out = [...urgent];
     for (let k = 0; lists.some((l) => k < l.length); k++) for (const l of lists) if (k < l.length) out.push(l[k]!);
+    out.push(...this.hinted);
     this.host.setCritical(out, urgent.length);
   }
 

@@ -178,6 +178,15 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
     }]));
   }
 
+  /**
+   * A player is about to open file `index`: fetch its head (and a media file's tail) first, before any read arrives.
+   * Applies once the content is ready.
+   */
+  prefetch(index: number): void {
+    if (this.content?.isReady) this.content.streams.prefetch(index);
+    else this.once('checked', () => this.content?.streams.prefetch(index));
+  }
+
   /** See `files`. */
   createReadStream(index: number, range: { start?: number; end?: number } = {}): Readable {
     const content = this.content;

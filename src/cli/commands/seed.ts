@@ -26,6 +26,8 @@ export interface SeedCommandOptions extends NetworkOptions {
   /** Where a created .torrent goes. */
   torrentOut?: string;
   recheck?: boolean;
+  /** commander's --no-initial-seeding sets this to false */
+  initialSeeding?: boolean;
 }
 
 /**
@@ -89,6 +91,7 @@ export async function seedCommand(source: string, opts: SeedCommandOptions, out:
     // With a .torrent made elsewhere, the embedded tracker is an extra tier so peers that use it still meet us.
     // A torrent created just now was hashed from this very data: don't hash it a second time.
     const addOpts: Parameters<Client['add']>[1] = { path: dataDir, recheck: opts.recheck === true, assumeValid: !isTorrentFile };
+    if (opts.initialSeeding === false) addOpts.initialSeeding = false;
     if (isTorrentFile && embeddedUrl && !meta.announce.flat().includes(embeddedUrl)) addOpts.announce = [[embeddedUrl]];
     const torrent = await client.add(meta, addOpts);
     const s = torrent.stats();

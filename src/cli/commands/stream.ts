@@ -36,6 +36,8 @@ export async function streamCommand(source: string, opts: StreamCommandOptions, 
   let stopWatching = (): void => undefined;
   try {
     if (!chosen) throw new ShoalError('EUSAGE', `--file: file ${fileIndex} does not exist (the torrent has ${torrent.meta.files.length} files; see shoal info)`);
+    // The player will ask for this file's head (and a media file's tail) first: fetch those now, not random pieces.
+    torrent.prefetch(chosen.index);
     server = new StreamServer(torrentStreamSource(torrent), { host: opts.httpHost ?? '127.0.0.1', port: httpPort });
     const { url } = await server.listen();
     const fileUrls = files.map((f) => ({ index: f.index, path: f.path, length: f.length, url: server!.urlFor(f.index) }));
