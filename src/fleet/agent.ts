@@ -360,14 +360,17 @@ export class FleetAgent extends EventEmitter {
     const s = live.torrent.stats();
     live.peakDown = Math.max(live.peakDown, s.downloadRate);
     live.peakUp = Math.max(live.peakUp, s.uploadRate);
+    // The origin is known by its listen address: an exact match catches our connections to it; its IP alone also
+    // catches its connections to us, but only where hosts have their own addresses (not all on loopback).
     const originIp = l.origin ? l.origin.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1') : undefined;
+    const byIp = originIp !== undefined && !originIp.startsWith('127.') && originIp !== '::1';
     for (const p of live.torrent.peerStats()) {
       const key = p.address;
       const last = live.lastByPeer.get(key) ?? 0;
       const delta = p.downloaded >= last ? p.downloaded - last : p.downloaded;
       live.lastByPeer.set(key, p.downloaded);
       const ip = key.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
-      if (originIp !== undefined && ip === originIp) live.fromOrigin += delta;
+      if (key === l.origin || (byIp && ip === originIp)) live.fromOrigin += delta;
       else live.fromOthers += delta;
     }
     if (l.state === 'downloading' && s.peers === 0) live.noPeersSince ??= Date.now();

@@ -71,7 +71,7 @@ export class FleetController {
       name: 'shoal_fleet_hosts', help: 'Hosts per channel and rollout state of its latest release', labelNames: ['channel', 'state'] as const, registers: [this.registry],
       collect() {
         this.reset();
-        for (const ch of self.store.channels()) {
+        for (const ch of self.channelNames()) {
           const v = self.view(ch);
           for (const [state, n] of Object.entries(v.summary)) if (state !== 'subscribed') this.set({ channel: ch, state }, n);
         }
@@ -135,6 +135,13 @@ export class FleetController {
     await this.store.close();
   }
 
+  /** Channels with releases and channels agents follow (a fleet may subscribe before the first publish). */
+  channelNames(): string[] {
+    const names = new Set(this.store.channels());
+    for (const a of this.store.agents()) for (const c of a.channels) names.add(c);
+    return [...names].sort();
+  }
+
   view(channel: string): ReturnType<typeof channelView> {
     return channelView(channel, this.store.releases(channel), this.store.agents(), { offlineMs: this.offlineMs });
   }
@@ -165,11 +172,12 @@ export class FleetController {
         res.end(own + tracker);
         return;
       }
-      if (path === '/api/info') return this.json(res, 200, { announce: this.announceUrl, url: this.url, channels: this.store.channels() });
+      if (path === '/api/info') return this.json(res, 200, { announce: this.announceUrl, url: this.url, channels: this.channelNames() });
+      if (path === '/favicon.ico') { res.writeHead(204); res.end(); return; }
       if (path === '/api/events') return this.openEvents(req, res, url);
       if (path === '/api/channels') {
         route('channels', 200);
-        return this.json(res, 200, this.store.channels().map((c) => this.view(c)));
+        return this.json(res, 200, this.channelNames().map((c) => this.view(c)));
       }
       if (path === '/api/agents') return this.json(res, 200, this.store.agents());
       let m = /^\/api\/channels\/([^/]+)$/.exec(path);
