@@ -12,17 +12,18 @@ import type { Limits } from '../scenarios/limits.js';
 import type { PairResult } from '../scenarios/pair.js';
 import type { SwarmResult } from '../scenarios/swarm.js';
 import type { CreateResult } from '../scenarios/create.js';
+import { fleetMarkdown, type FleetBenchResult } from '../scenarios/fleet.js';
 
 export const RESULTS_DIR = join(ROOT, 'bench/results');
 const README = join(ROOT, 'bench/README.md');
 const MARK_START = '<!-- latest-results:start -->';
 const MARK_END = '<!-- latest-results:end -->';
 
-export type Scenario = 'pair' | 'swarm' | 'create' | 'limits';
+export type Scenario = 'pair' | 'swarm' | 'create' | 'limits' | 'fleet';
 export interface ResultFile {
   scenario: Scenario; startedAt: string; finishedAt: string; quick: boolean;
   options: Record<string, unknown>; machine: Machine; versions: Record<string, string | null>;
-  limits?: Limits; pair?: PairResult[]; swarm?: SwarmResult[]; create?: CreateResult[];
+  limits?: Limits; pair?: PairResult[]; swarm?: SwarmResult[]; create?: CreateResult[]; fleet?: FleetBenchResult[];
   charts: string[]; notes: string[];
 }
 
@@ -186,6 +187,7 @@ export async function writeLatest(): Promise<string> {
   const swarm = latestOf('swarm');
   const create = latestOf('create');
   const limits = latestOf('limits');
+  const fleet = latestOf('fleet');
   const sect = (title: string, r: ResultFile, body: string): void => {
     parts.push(`## ${title}`, '', machineLine(r), '', body, '');
     for (const c of r.charts) parts.push(`![${title}](${c})`, '');
@@ -194,6 +196,7 @@ export async function writeLatest(): Promise<string> {
   if (swarm) sect('swarm', swarm, swarmMarkdown(swarm));
   if (create) sect('create', create, createMarkdown(create));
   if (limits?.limits) sect('limits', limits, limitsMarkdown(limits.limits));
+  if (fleet?.fleet) sect('fleet', fleet, fleetMarkdown(fleet.fleet));
   const md = parts.join('\n');
   await writeFile(join(RESULTS_DIR, 'latest.md'), md);
   if (existsSync(README)) {
