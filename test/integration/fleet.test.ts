@@ -62,6 +62,7 @@ test('fleet rollout: 8 agents, supersession, kill -9 of agent and controller, di
       '--on-release', 'echo "$SHOAL_CHANNEL $SHOAL_VERSION $(basename "$SHOAL_PATH")" >> "$SHOAL_PATH/../hooks.log"',
     ]));
   }
+  args[0]!.push('--api-port', '0');
   const agents: CliProcess[] = args.map((a) => startCli(a));
   procs.push(...agents);
   await Promise.all(agents.map((a) => a.waitFor('connected', 20_000)));
@@ -72,8 +73,8 @@ test('fleet rollout: 8 agents, supersession, kill -9 of agent and controller, di
     '--key', join(dir, 'release.pem'), '--timeout', '60', ...extra,
   ];
 
-  // v1 from a slow origin (1 MiB/s): still rolling out when v2 comes, which supersedes it.
-  const p1 = publishCli(publishArgs('v1', ['--upload-limit', '1MiB']));
+  // v1 from a slow origin (256 KiB/s, so at least 12 s): still rolling out when v2 comes, which supersedes it.
+  const p1 = publishCli(publishArgs('v1', ['--upload-limit', '256KiB']));
   await until('v1 rolling out', 15_000, async () => {
     const v = await view();
     return v.latest?.version === 'v1' && v.hosts.some((h) => h.progress > 0) ? true : undefined;
@@ -144,4 +145,18 @@ test('fleet rollout: 8 agents, supersession, kill -9 of agent and controller, di
   assert.ok(v6.hosts.every((h) => h.state === 'failed' && h.reason === 'untrusted' && h.current === 'v4'), JSON.stringify(v6.hosts));
   for (const d of agentDirs) await assert.rejects(fsp.stat(join(d, 'app', 'v6')), 'nothing of a refused release is written');
   for (const a of agents) assert.ok(a.events.some((e) => e.type === 'refused' && e['version'] === 'v6'));
+
+  // The agent's local status API and `shoal status` tell the same story.
+  const apiPort = (await agents[0]!.waitFor('started', 1))['apiPort'] as number;
+  const local = await api<{ id: string; current: Record<string, string>; controllerConnected: boolean }>(`http://127.0.0.1:${apiPort}`, '/status');
+  assert.equal(local.status, 200);
+  assert.equal(local.body.current['app'], 'v4');
+  assert.equal(local.body.controllerConnected, true);
+  const st = await runCli(['status', '--controller', url, '--channel', 'app', '--json']);
+  assert.equal(st.code, 0, st.stderr);
+  const ch = JSON.parse(st.stdout.trim()) as ChannelView & { type: string };
+  assert.equal(ch.latest!.version, 'v6');
+  assert.equal(ch.hosts.length, AGENTS);
+  const human = await runCli(['status', '--controller', url]);
+  assert.match(human.stdout, /^app: v6 .* 0\/8 done/m);
 });
