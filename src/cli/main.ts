@@ -151,7 +151,7 @@ export function buildProgram(): Command {
     .option('--state <dir>', 'keep channels, releases and agent reports here (survives restarts)')
     .option('--token-file <file>', 'bearer tokens (one a line) that may change state; default <state>/token, made if missing')
     .option('--zones <file>', 'CIDR → zone/rack map for locality-aware peer lists, as for shoal tracker')
-    .option('--redis <url>', 'keep controller state in Redis (not yet supported)')
+    .option('--redis <url>', 'keep state and tracker swarms in Redis so several controllers serve one fleet')
     .action(action(async (out, opts: Record<string, unknown>) => controllerCommand(opts, out)));
 
   program

@@ -9,6 +9,7 @@ import { TokenCheck } from './auth.js';
 import { DASHBOARD_HTML } from './dashboard.js';
 import { channelView, releaseInfo } from './rollout.js';
 import { checkName, parseManifest } from './signing.js';
+import { RedisFleetStore } from './redis-store.js';
 import { FleetStore } from './store.js';
 import type { AgentRecord, AgentReport, AgentReleaseStatus, Release, ReleaseRequest } from './types.js';
 
@@ -29,6 +30,8 @@ export interface ControllerOptions {
   announceInterval?: number;
   /** An agent silent this long counts as offline. Default 15 s. */
   offlineMs?: number;
+  /** Keep state (and the tracker's swarms) in Redis so several controllers serve one fleet; stateDir is then unused. */
+  redisUrl?: string;
 }
 
 const MAX_RELEASE_BODY = 16 * 1024 * 1024;
@@ -56,11 +59,18 @@ export class FleetController {
   private boundPort = 0;
 
   constructor(private readonly opts: ControllerOptions) {
-    this.store = new FleetStore(opts.stateDir);
+    this.store = opts.redisUrl ? new RedisFleetStore(opts.redisUrl) : new FleetStore(opts.stateDir);
+    // Another instance's change reaches this instance's event streams too.
+    this.store.onRemote = (kind, data) => {
+      if (kind === 'release') this.broadcast('release', data, 'releases');
+      else if (kind === 'origin') this.broadcast('origin', { channel: (data as Release).channel, version: (data as Release).version }, 'agents');
+      else this.broadcast('agent', { id: (data as AgentRecord).id, host: (data as AgentRecord).host, channels: (data as AgentRecord).channels }, 'agents');
+    };
     this.tokens = new TokenCheck(opts.tokens);
     this.tracker = new TrackerServer({
       host: '127.0.0.1', httpPort: 0, udpPort: false, trustProxyHeader: true,
       interval: opts.announceInterval ?? 60, minInterval: 5,
+      ...(opts.redisUrl ? { store: { redisUrl: opts.redisUrl } } : {}),
       ...(opts.zones ? { zones: opts.zones } : {}),
     });
     this.reports = new Counter({ name: 'shoal_fleet_reports_total', help: 'Agent reports received', labelNames: ['result'] as const, registers: [this.registry] });

@@ -14,9 +14,11 @@ const RELEASES_PER_CHANNEL = 50;
  * agent reports are batched (each report is a full snapshot, so a lost batch is repaired by the next report).
  */
 export class FleetStore {
-  private seq = 0;
-  private readonly byChannel = new Map<string, Release[]>();
-  private readonly agentMap = new Map<string, AgentRecord>();
+  protected seq = 0;
+  protected readonly byChannel = new Map<string, Release[]>();
+  protected readonly agentMap = new Map<string, AgentRecord>();
+  /** Changes made by other controller instances sharing this state (Redis): the controller relays them as events. */
+  onRemote: ((kind: 'release' | 'agent' | 'origin', data: Release | AgentRecord) => void) | undefined;
   private dirty = false;
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
@@ -64,12 +66,19 @@ export class FleetStore {
   async addRelease(r: Omit<Release, 'seq'>): Promise<Release> {
     if (this.release(r.channel, r.version)) throw new ShoalError('EUSAGE', `channel ${r.channel} already has version ${r.version}`);
     const rel: Release = { ...r, seq: ++this.seq };
-    const list = this.byChannel.get(r.channel) ?? [];
-    list.push(rel);
-    if (list.length > RELEASES_PER_CHANNEL) list.splice(0, list.length - RELEASES_PER_CHANNEL);
-    this.byChannel.set(r.channel, list);
+    this.insertRelease(rel);
     await this.saveNow();
     return rel;
+  }
+
+  /** Adds or replaces a release in memory, keeping each channel ordered by seq and bounded. */
+  protected insertRelease(rel: Release): void {
+    const list = (this.byChannel.get(rel.channel) ?? []).filter((x) => x.version !== rel.version);
+    list.push(rel);
+    list.sort((a, b) => a.seq - b.seq);
+    if (list.length > RELEASES_PER_CHANNEL) list.splice(0, list.length - RELEASES_PER_CHANNEL);
+    this.byChannel.set(rel.channel, list);
+    this.seq = Math.max(this.seq, rel.seq);
   }
 
   setOriginStats(channel: string, version: string, stats: NonNullable<Release['originStats']>): boolean {
@@ -88,7 +97,7 @@ export class FleetStore {
     this.markDirty();
   }
 
-  private markDirty(): void {
+  protected markDirty(): void {
     this.dirty = true;
     if (!this.dir || this.timer) return;
     this.timer = setTimeout(() => { this.timer = undefined; void this.saveNow().catch(() => undefined); }, this.batchMs);

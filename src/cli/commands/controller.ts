@@ -1,7 +1,6 @@
 import { join, resolve } from 'node:path';
 import { ensureTokenFile, readTokens } from '../../fleet/auth.js';
 import { FleetController } from '../../fleet/controller.js';
-import { ShoalError } from '../../util/errors.js';
 import { EXIT, type Output } from '../output.js';
 import { parsePort } from './network-options.js';
 import { untilSignal } from './run-torrent.js';
@@ -17,7 +16,6 @@ export interface ControllerCommandOptions {
 }
 
 export async function controllerCommand(opts: ControllerCommandOptions, out: Output): Promise<number> {
-  if (opts.redis) throw new ShoalError('EUSAGE', '--redis is not supported yet by the controller (state lives in --state DIR)');
   const httpPort = parsePort(opts.httpPort ?? '7070', '--http-port');
   const stateDir = opts.state ? resolve(opts.state) : undefined;
   let tokenFile = opts.tokenFile ? resolve(opts.tokenFile) : undefined;
@@ -34,10 +32,11 @@ export async function controllerCommand(opts: ControllerCommandOptions, out: Out
     host: opts.host ?? '127.0.0.1', httpPort, tokens,
     ...(opts.publicHost ? { publicHost: opts.publicHost } : {}),
     ...(stateDir ? { stateDir } : {}), ...(opts.zones ? { zones: resolve(opts.zones) } : {}),
+    ...(opts.redis ? { redisUrl: opts.redis } : {}),
   });
   await c.listen();
   out.event('listening', { url: c.url, announce: c.announceUrl, port: c.port, state: stateDir ?? null, tokenFile: tokenFile ?? null },
-    `controller on ${c.url}\n  dashboard: ${c.url}/\n  tracker:   ${c.announceUrl}\n  state:     ${stateDir ?? '(memory only: pass --state DIR to keep it)'}\n` +
+    `controller on ${c.url}\n  dashboard: ${c.url}/\n  tracker:   ${c.announceUrl}\n  state:     ${opts.redis ? 'Redis' : stateDir ?? '(memory only: pass --state DIR to keep it)'}\n` +
     `  tokens:    ${tokenFile ?? '(none: the API is read-only; pass --token-file F)'}`);
   const signal = untilSignal();
   try {
