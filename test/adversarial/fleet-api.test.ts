@@ -65,3 +65,37 @@ test('controller API: bad tokens, bad bodies, traversal names and lying manifest
   assert.match(metrics, /shoal_fleet_hosts\{channel="app",state="done"\} 1/);
   assert.match(metrics, /shoal_tracker_/);
 });
+
+test('fleet CLI: bad arguments give one clear line and exit 2, before anything starts', async (t) => {
+  const { runCli } = await import('../helpers/cli.js');
+  const dir = await fsp.mkdtemp(join(tmpdir(), 'shoal-fleet-cli-'));
+  t.after(() => fsp.rm(dir, { recursive: true, force: true }));
+  await fsp.writeFile(join(dir, 'short-token'), 'short\n');
+  await fsp.writeFile(join(dir, 'data'), 'x');
+  const cases: Array<[string[], RegExp]> = [
+    [['agent', '--channel', 'app'], /--controller URL is required/],
+    [['agent', '--controller', 'http://127.0.0.1:1'], /--channel/],
+    [['agent', '--controller', 'http://127.0.0.1:1', '--channel', '../etc'], /channel "..\/etc" must be/],
+    [['agent', '--controller', 'http://127.0.0.1:1', '--channel', 'app', '--trust', 'not-a-key'], /--trust/],
+    [['agent', '--controller', 'ftp://x', '--channel', 'app'], /http\(s\) URL/],
+    [['agent', '--controller', 'http://127.0.0.1:1', '--channel', 'app', '--keep', '0'], /--keep/],
+    [['publish', join(dir, 'data'), '--controller', 'http://127.0.0.1:1'], /--channel NAME is required/],
+    [['publish', join(dir, 'data'), '--controller', 'http://127.0.0.1:1', '--channel', 'app', '--version', 'a/b'], /version "a\/b" must be/],
+    [['publish', join(dir, 'data'), '--controller', 'http://127.0.0.1:1', '--channel', 'app', '--key', join(dir, 'data')], /not a private key/],
+    [['keygen'], /-o FILE is required/],
+    [['controller', '--http-port', '0', '--token-file', join(dir, 'missing')], /cannot read token file/],
+    [['controller', '--http-port', '0', '--token-file', join(dir, 'short-token')], /16-256 printable/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await runCli(args, { timeoutMs: 15_000 });
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re, args.join(' '));
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  }
+  // keygen never overwrites a key.
+  assert.equal((await runCli(['keygen', '-o', join(dir, 'k.pem')])).code, 0);
+  const again = await runCli(['keygen', '-o', join(dir, 'k.pem')]);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /exists/);
+  assert.equal(((await fsp.stat(join(dir, 'k.pem'))).mode & 0o777).toString(8), '600');
+});
