@@ -1,7 +1,8 @@
 // Starts a fleet (controller + agents as CLI processes) for the fleet tests and polls the controller's API.
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { startCli, runCli, type CliProcess, type CliResult } from './cli.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { CLI_PATH, startCli, runCli, type CliProcess, type CliResult, type JsonEvent } from './cli.js';
 
 export interface Fleet {
   dir: string;
@@ -51,4 +52,50 @@ export async function until<T>(what: string, ms: number, probe: () => Promise<T 
 
 export function publishCli(args: string[], timeoutMs = 40_000): Promise<CliResult> {
   return runCli(['publish', ...args, '--json'], { timeoutMs });
+}
+
+/** A shoal CLI process inside a network namespace (`ip netns exec` execs node, so the PID is node's). */
+export class NsCli {
+  readonly child: ChildProcess;
+  readonly events: JsonEvent[] = [];
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<number | null>;
+  private partial = '';
+  private waiters: Array<{ type: string; resolve: (e: JsonEvent) => void }> = [];
+
+  constructor(ns: string, args: string[]) {
+    this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    this.child.stderr!.setEncoding('utf8').on('data', (s: string) => { this.stderr = (this.stderr + s).slice(-8000); });
+    this.child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      this.stdout += s;
+      const lines = (this.partial + s).split('\n');
+      this.partial = lines.pop()!;
+      for (const l of lines) {
+        let e: JsonEvent;
+        try { e = JSON.parse(l) as JsonEvent; } catch { continue; }
+        this.events.push(e);
+        this.waiters = this.waiters.filter((w) => (w.type === e.type ? (w.resolve(e), false) : true));
+      }
+    });
+    this.exited = new Promise((r) => this.child.once('close', (code) => r(code)));
+  }
+
+  waitFor(type: string, ms: number): Promise<JsonEvent> {
+    const seen = this.events.find((e) => e.type === type);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no "${type}" within ${ms} ms\nstdout: ${this.stdout}\nstderr: ${this.stderr}`)), ms);
+      this.waiters.push({ type, resolve: (e) => { clearTimeout(t); resolve(e); } });
+      void this.exited.then((c) => { clearTimeout(t); reject(new Error(`exited (${c}) before "${type}"\nstdout: ${this.stdout}\nstderr: ${this.stderr}`)); });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null || this.child.pid === undefined) return;
+    try { process.kill(this.child.pid, 'SIGTERM'); } catch { /* gone */ }
+    const t = setTimeout(() => { try { process.kill(this.child.pid!, 'SIGKILL'); } catch { /* gone */ } }, 5000);
+    await this.exited;
+    clearTimeout(t);
+  }
 }
