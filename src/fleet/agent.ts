@@ -46,6 +46,7 @@ export interface AgentOptions {
 interface Local {
   channel: string;
   version: string;
+  /** Arrival order on this agent: higher is newer. */
   seq: number;
   infoHash: string;
   size: number;
@@ -180,9 +181,11 @@ export class FleetAgent extends EventEmitter {
 
   private async onRelease(r: Release): Promise<void> {
     if (this.closed) return;
-    if (this.locals.some((l) => l.channel === r.channel && (l.version === r.version || l.seq >= r.seq))) return;
+    // Only a channel's newest release is ever sent (hello, then each new one), so arrival order is release order; it
+    // also holds when a controller that kept no state starts its own numbering again.
+    if (this.locals.some((l) => l.channel === r.channel && l.version === r.version)) return;
     const l: Local = {
-      channel: r.channel, version: r.version, seq: r.seq, infoHash: r.infoHash, size: r.size, torrent: r.torrent, state: 'pending',
+      channel: r.channel, version: r.version, seq: this.locals.reduce((m, x) => Math.max(m, x.seq), 0) + 1, infoHash: r.infoHash, size: r.size, torrent: r.torrent, state: 'pending',
       startedAt: Date.now(), ...(r.origin ? { origin: r.origin } : {}),
     };
     this.locals.push(l);
