@@ -340,13 +340,15 @@ export class FleetAgent extends EventEmitter {
 
   private async markFailed(l: Local, err: Error): Promise<void> {
     const code = (err as NodeJS.ErrnoException).code ?? (err.cause as NodeJS.ErrnoException | undefined)?.code;
-    const full = code === 'ENOSPC' || code === 'EDQUOT' || /ENOSPC|no space/i.test(err.message);
+    const full = code === 'ENOSPC' || code === 'EDQUOT' || /ENOSPC|EDQUOT|no space|disk full/i.test(err.message);
     l.state = (err as { reason?: string }).reason === 'untrusted' ? 'refused' : 'failed';
     l.reason = full ? 'disk-full' : ((err as { reason?: StragglerReason }).reason ?? 'error');
     l.error = err.message.slice(0, 400);
     this.emit('failed', l.channel, l.version, l.error);
     const live = this.live.get(`${l.channel}/${l.version}`);
     if (live) { this.live.delete(`${l.channel}/${l.version}`); await this.client.remove(live.torrent).catch(() => undefined); }
+    // A partial download that filled the disk would keep it full for the next release: free it (never `current`).
+    if (full) await this.dropTorrent(l, true).catch(() => undefined);
     await this.saveState().catch(() => undefined);
     this.scheduleReport(0);
   }
