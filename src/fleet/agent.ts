@@ -138,7 +138,8 @@ export class FleetAgent extends EventEmitter {
     this.events?.close();
     if (this.reportTimer) clearTimeout(this.reportTimer);
     if (this.sampleTimer) clearInterval(this.sampleTimer);
-    await this.queue.catch(() => undefined);
+    // A running hook may take minutes; stopping waits a little for it, then leaves it to finish on its own.
+    await Promise.race([this.queue.catch(() => undefined), new Promise((r) => setTimeout(r, 5000).unref())]);
     await new Promise<void>((r) => (this.statusServer ? this.statusServer.close(() => r()) : r()));
     await this.saveState().catch(() => undefined);
     await this.client.close();
