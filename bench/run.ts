@@ -17,6 +17,7 @@ import { runPairScenario } from './scenarios/pair.js';
 import { runSwarm, WEBSEED_ENGINES, type SwarmOrigin, type SwarmResult } from './scenarios/swarm.js';
 import { NGINX } from './lib/nginx.js';
 import { runStreamScenario, type StreamEngine } from './scenarios/stream.js';
+import { runFleet } from './scenarios/fleet.js';
 
 // Benchmarks run on shared machines: Shoal must not send anything outside loopback and the namespaces' 198.18.0.0/15.
 process.env['SHOAL_SANDBOX'] = '1';
@@ -24,7 +25,7 @@ process.env['SHOAL_SANDBOX'] = '1';
 const program = new Command()
   .name('bench')
   .description('Shoal benchmarks against libtorrent, WebTorrent, aria2, mktorrent and plain HTTP')
-  .addOption(new Option('--scenario <name>', 'which scenario').choices(['pair', 'swarm', 'create', 'limits', 'stream', 'all']).default('all'))
+  .addOption(new Option('--scenario <name>', 'which scenario').choices(['pair', 'swarm', 'create', 'limits', 'stream', 'fleet', 'all']).default('all'))
   .option('--engines <list>', 'engines to compare (comma-separated)', 'shoal,libtorrent,webtorrent,aria2,http')
   .option('--size <size>', 'pair: file size', '1GiB')
   .option('--piece <list>', 'pair: piece lengths (comma-separated)', '1MiB,256KiB')
@@ -38,6 +39,8 @@ const program = new Command()
   .option('--stream-piece <size>', 'stream: piece length of the video torrents', '256KiB')
   .option('--stream-settle <ms>', 'stream: pause after the client has connected to the seed, before the player\'s request', '250')
   .option('--stream-rate <multiple>', 'stream: seed upload as a multiple of the video bitrate', '4')
+  .option('--fleet-agents <n>', 'fleet: agents', '16')
+  .option('--fleet-size <size>', 'fleet: release size', '256MiB')
   .option('--no-adapt', 'swarm: do not rerun at half the rate when the cores saturate')
   .option('--quick', 'small sizes and one run: a smoke test, not a measurement')
   .option('--report-only', 'only rebuild results/latest.md and the README section from existing result files')
@@ -45,7 +48,7 @@ const program = new Command()
 
 const opts = program.opts<{
   scenario: Scenario | 'all'; engines: string; size: string; piece: string; runs: string; peers: string; rate: string;
-  swarmSize: string; swarmPiece: string; createSize: string; streamPiece: string; streamSettle: string; streamRate: string; adapt: boolean; quick?: boolean; reportOnly?: boolean; origin: string;
+  swarmSize: string; swarmPiece: string; createSize: string; streamPiece: string; streamSettle: string; streamRate: string; fleetAgents: string; fleetSize: string; adapt: boolean; quick?: boolean; reportOnly?: boolean; origin: string;
 }>();
 
 const log = (m: string): void => { process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`); };
@@ -59,6 +62,8 @@ const peersList = (quick ? '4' : opts.peers).split(',').map(Number);
 const swarmSize = quick ? 32 << 20 : parseSize(opts.swarmSize);
 const swarmPiece = parseSize(opts.swarmPiece);
 const createSize = quick ? 256 << 20 : parseSize(opts.createSize);
+const fleetAgents = quick ? 4 : Number(opts.fleetAgents);
+const fleetSize = quick ? 32 << 20 : parseSize(opts.fleetSize);
 parseRate(opts.rate);
 if (!Number.isInteger(runs) || runs < 1) program.error('--runs must be a positive integer');
 const streamPiece = parseSize(opts.streamPiece);
@@ -214,6 +219,26 @@ async function stream(): Promise<void> {
   await finish(r);
 }
 
+async function fleet(): Promise<void> {
+  const r = await base('fleet', { agents: fleetAgents, size: fleetSize, pieceLength: swarmPiece, rate: opts.rate });
+  if (process.getuid?.() !== 0) {
+    r.notes.push('fleet skipped: network namespaces need root');
+    await finish(r);
+    return;
+  }
+  if (!existsSync(join(ROOT, 'dist/src/cli/main.js'))) {
+    r.notes.push('fleet skipped: dist/src/cli/main.js is missing (not built)');
+    await finish(r);
+    return;
+  }
+  try {
+    r.fleet = [await runFleet({ agents: fleetAgents, rate: opts.rate, size: fleetSize, pieceLength: swarmPiece, workDir, log, http: engines.includes('http') })];
+  } finally {
+    sweep();
+  }
+  await finish(r);
+}
+
 async function limitsOnly(): Promise<void> {
   const r = await base('limits', { size: pairSize });
   const file = join(workDir, 'limits.bin');
@@ -238,6 +263,7 @@ async function main(): Promise<void> {
     if (s === 'create' || s === 'all') await create(limits);
     if (s === 'swarm' || s === 'all') await swarm();
     if (s === 'stream' || s === 'all') await stream();
+    if (s === 'fleet' || s === 'all') await fleet();
     const latest = await writeLatest();
     log(`summary: ${latest}`);
   } finally {

@@ -13,17 +13,18 @@ import type { PairResult } from '../scenarios/pair.js';
 import type { SwarmResult } from '../scenarios/swarm.js';
 import type { CreateResult } from '../scenarios/create.js';
 import { LAYOUTS, MEASURES, type Measure, type StreamResult } from '../scenarios/stream.js';
+import { fleetMarkdown, type FleetBenchResult } from '../scenarios/fleet.js';
 
 export const RESULTS_DIR = join(ROOT, 'bench/results');
 const README = join(ROOT, 'bench/README.md');
 const MARK_START = '<!-- latest-results:start -->';
 const MARK_END = '<!-- latest-results:end -->';
 
-export type Scenario = 'pair' | 'swarm' | 'create' | 'limits' | 'stream';
+export type Scenario = 'pair' | 'swarm' | 'create' | 'limits' | 'stream' | 'fleet';
 export interface ResultFile {
   scenario: Scenario; startedAt: string; finishedAt: string; quick: boolean;
   options: Record<string, unknown>; machine: Machine; versions: Record<string, string | null>;
-  limits?: Limits; pair?: PairResult[]; swarm?: SwarmResult[]; create?: CreateResult[]; stream?: StreamResult;
+  limits?: Limits; pair?: PairResult[]; swarm?: SwarmResult[]; create?: CreateResult[]; stream?: StreamResult; fleet?: FleetBenchResult[];
   charts: string[]; notes: string[];
 }
 
@@ -240,6 +241,7 @@ export async function writeLatest(): Promise<string> {
   const create = latestOf('create');
   const limits = latestOf('limits');
   const stream = latestOf('stream');
+  const fleet = latestOf('fleet');
   const sect = (title: string, r: ResultFile, body: string): void => {
     parts.push(`## ${title}`, '', machineLine(r), '', body, '');
     for (const c of r.charts) parts.push(`![${title}](${c})`, '');
@@ -249,6 +251,7 @@ export async function writeLatest(): Promise<string> {
   if (create) sect('create', create, createMarkdown(create));
   if (stream) sect('stream', stream, streamMarkdown(stream));
   if (limits?.limits) sect('limits', limits, limitsMarkdown(limits.limits));
+  if (fleet?.fleet) sect('fleet', fleet, fleetMarkdown(fleet.fleet));
   const md = parts.join('\n');
   await writeFile(join(RESULTS_DIR, 'latest.md'), md);
   if (existsSync(README)) {

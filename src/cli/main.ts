@@ -10,6 +10,11 @@ const seedCommand: typeof import('./commands/seed.js').seedCommand = async (...a
 const getCommand: typeof import('./commands/get.js').getCommand = async (...a) => (await import('./commands/get.js')).getCommand(...a);
 const streamCommand: typeof import('./commands/stream.js').streamCommand = async (...a) => (await import('./commands/stream.js')).streamCommand(...a);
 const trackerCommand: typeof import('./commands/tracker.js').trackerCommand = async (...a) => (await import('./commands/tracker.js')).trackerCommand(...a);
+const controllerCommand: typeof import('./commands/controller.js').controllerCommand = async (...a) => (await import('./commands/controller.js')).controllerCommand(...a);
+const agentCommand: typeof import('./commands/agent.js').agentCommand = async (...a) => (await import('./commands/agent.js')).agentCommand(...a);
+const publishCommand: typeof import('./commands/publish.js').publishCommand = async (...a) => (await import('./commands/publish.js')).publishCommand(...a);
+const statusCommand: typeof import('./commands/status.js').statusCommand = async (...a) => (await import('./commands/status.js')).statusCommand(...a);
+const keygenCommand: typeof import('./commands/keygen.js').keygenCommand = async (...a) => (await import('./commands/keygen.js')).keygenCommand(...a);
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -134,6 +139,79 @@ export function buildProgram(): Command {
     .addOption(new Option('--passkeys <file>').hideHelp())
     .action(action(async (out, opts: Record<string, unknown>) => trackerCommand(opts, out)));
 
+  // Fleet rollouts: a controller, an agent on every host, publish a release, watch it roll out.
+  program
+    .command('controller')
+    .description('run the fleet controller: release API, dashboard, live events and an embedded tracker on one port')
+    .option('--host <address>', 'listen address', '127.0.0.1')
+    .option('--http-port <port>', 'HTTP port for API, dashboard and /announce (0 = any)', '7070')
+    .option('--public-host <host>', 'host name written into URLs handed out (default: --host)')
+    .option('--state <dir>', 'keep channels, releases and agent reports here (survives restarts)')
+    .option('--token-file <file>', 'bearer tokens (one a line) that may change state; default <state>/token, made if missing')
+    .option('--zones <file>', 'CIDR → zone/rack map for locality-aware peer lists, as for shoal tracker')
+    .option('--redis <url>', 'keep state and tracker swarms in Redis so several controllers serve one fleet')
+    .action(action(async (out, opts: Record<string, unknown>) => controllerCommand(opts, out)));
+
+  program
+    .command('agent')
+    .description('run a fleet agent: download each release of its channels, switch current, run a hook, keep seeding')
+    .option('--controller <url>', 'controller URL, e.g. http://10.0.0.5:7070')
+    .option('--token-file <file>', 'bearer token for reports')
+    .option('-d, --dir <dir>', 'releases go to <dir>/<channel>/<version>/, current is <dir>/<channel>/current', '.')
+    .option('--channel <name>', 'channel to follow (repeatable)', collect)
+    .option('--zone <zone>', 'zone label')
+    .option('--rack <rack>', 'rack label')
+    .option('--name <name>', 'host name shown on the dashboard (default: the machine\'s)')
+    .option('--keep <n>', 'releases kept per channel, current included', '2')
+    .option('--max-disk <size>', 'disk budget for all kept releases, e.g. 20GiB')
+    .option('--on-release <cmd>', 'shell command run after current switched (env: SHOAL_CHANNEL, SHOAL_VERSION, SHOAL_PATH)')
+    .option('--trust <pubkey>', 'refuse releases not signed by this Ed25519 public key (base64, or a file)')
+    .option('--api-port <port>', 'local status API on 127.0.0.1 (0 = any)')
+    .option('--port <port>', 'peer listen port (default: any free port)')
+    .option('--host <address>', 'listen address (default: all, IPv4 and IPv6)')
+    .option('--upload-limit <bytes/s>', 'upload limit, e.g. 10MiB')
+    .option('--download-limit <bytes/s>', 'download limit, e.g. 50MiB')
+    .option('--max-peers <n>', 'connections per torrent')
+    .option('--no-pex', 'no peer exchange (BEP 11)')
+    .option('--no-lsd', 'no local service discovery (BEP 14)')
+    .action(action(async (out, opts: Record<string, unknown>) => agentCommand(opts, out)));
+
+  program
+    .command('publish')
+    .description('publish a file or folder as a release of a channel and seed it as origin until the fleet has it')
+    .argument('<path>', 'file or folder to publish')
+    .option('--controller <url>', 'controller URL')
+    .option('--token-file <file>', 'bearer token')
+    .option('--channel <name>', 'channel')
+    .option('--release-version <v>', 'version (default: UTC time YYYYMMDD-HHMMSS); `--version V` after publish means this')
+    .option('-w, --web-seed <url>', 'web seed URL (BEP 19, repeatable)', collect)
+    .option('--key <file>', 'Ed25519 private key (shoal keygen) to sign the manifest')
+    .option('--until <percent>', 'stop seeding once this % of subscribed hosts is done', '100')
+    .option('--timeout <seconds>', 'give up (exit 5) after this long')
+    .option('--origin-host <host>', 'address agents use to reach this machine (default: as the controller sees it)')
+    .option('-l, --piece-length <size>', 'piece length')
+    .option('--port <port>', 'peer listen port (default: any free port)')
+    .option('--host <address>', 'listen address (default: all, IPv4 and IPv6)')
+    .option('--upload-limit <bytes/s>', 'upload limit, e.g. 10MiB')
+    .option('--max-peers <n>', 'connections per torrent')
+    .option('--no-pex', 'no peer exchange (BEP 11)')
+    .option('--no-lsd', 'no local service discovery (BEP 14)')
+    .action(action(async (out, path: string, opts: Record<string, unknown>) => publishCommand(path, opts, out)));
+
+  program
+    .command('status')
+    .description('show the rollout of every channel (or one) from a controller')
+    .option('--controller <url>', 'controller URL')
+    .option('--channel <name>', 'one channel, with every host')
+    .action(action(async (out, opts: Record<string, unknown>) => statusCommand(opts, out)));
+
+  program
+    .command('keygen')
+    .description('make an Ed25519 key pair for signing releases (private key in FILE, public key in FILE.pub)')
+    .option('-o, --output <file>', 'private key file')
+    .option('--force', 'overwrite an existing key file')
+    .action(action(async (out, opts: Record<string, unknown>) => keygenCommand(opts, out)));
+
   return program;
 }
 
@@ -158,10 +236,20 @@ function downloadOptions(cmd: Command): Command {
     .option('--origin-limit <bytes/s>', 'cap on what this download takes from web seeds, e.g. 5MiB');
 }
 
+/**
+ * `shoal publish … --version V` names the release, but the program's own --version (print Shoal's version) would
+ * take it first wherever it stands: after `publish` it is renamed to the publish option.
+ */
+function publishVersionArg(argv: string[]): string[] {
+  const i = argv.indexOf('publish');
+  if (i < 2) return argv;
+  return argv.map((a, j) => (j > i && a === '--version' ? '--release-version' : j > i && a.startsWith('--version=') ? `--release-version=${a.slice(10)}` : a));
+}
+
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(publishVersionArg(argv));
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end here with exit code 0; usage errors were already printed by commander.
