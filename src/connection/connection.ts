@@ -25,8 +25,14 @@ export interface IncomingRequest {
 export class DownloadSlot {
   /** Requests we sent and have not been answered. Key: `requestKey(index, begin)`. */
   readonly outstanding = new Map<number, OutstandingRequest>();
-  /** The in-flight piece a block is being copied into right now. */
+  /** The in-flight piece a block is being copied into right now, and that block's number within the piece. */
   copyTarget: object | null = null;
+  copyBlock = 0;
+  /** Blocks asked for and blocks received (requested or not): a peer never has reason to send more than it was asked. */
+  requested = 0;
+  received = 0;
+  /** Blocks that answered no request of ours exactly (wrong offset or size): a few and the peer is dropped. */
+  badBlocks = 0;
   /** Time the last requested block arrived, to find snubbing peers. */
   lastBlockAt = Date.now();
   snubbed = false;
