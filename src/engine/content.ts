@@ -199,6 +199,13 @@ export class TorrentContent {
     this.webSeedStartAt = this.host.hasPeerSources?.() === false ? now : now + WEB_SEED_GRACE_MS;
     this.lastUnchokedAt = now;
     this.fillWebSeeds();
+    this.fillWebSeedsAtStart();
+  }
+
+  /** Start web seeds when the peers' grace period ends, not at the next tick. */
+  private fillWebSeedsAtStart(): void {
+    const delay = this.webSeedStartAt - Date.now();
+    if (delay > 0) setTimeout(() => this.fillWebSeeds(), delay + 5).unref();
   }
 
   /** Adds a web seed (BEP 19) while running; false (with a warning) when the URL is unusable or already added. */
@@ -235,6 +242,7 @@ export class TorrentContent {
       if (this.webSeedStartAt === 0) {
         this.webSeedStartAt = Date.now() + (this.host.hasPeerSources?.() === false ? 0 : WEB_SEED_GRACE_MS);
         this.lastUnchokedAt = Date.now();
+        this.fillWebSeedsAtStart();
       }
       this.fillWebSeeds();
     }
@@ -300,7 +308,7 @@ export class TorrentContent {
       if (owner < 0) own.add(i);
       else if (now - (this.lastAnnounce.get(owners[owner]!) ?? 0) > OWNER_SILENT_MS) orphaned.add(i);
     }
-    if (this.peersStalled(now, owners)) return [own, orphaned, null];
+    if (this.peersStalled(now, this.host.connections())) return [own, orphaned, null];
     return [own, orphaned];
   }
 

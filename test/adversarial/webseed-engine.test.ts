@@ -95,11 +95,11 @@ test('a server without Range support: the web seed is disabled with a clear warn
   const srv = await serve((_req, res) => { res.writeHead(200, { 'content-length': DATA.length }).end(DATA); });
   const s = await setup();
   try {
-    const r = await runCli(['get', s.torrentPath, '-o', join(s.dir, 'out'), '--web-seed', srv.url, '--timeout', '2'], { timeoutMs: 15_000 });
+    const r = await runCli(['get', s.torrentPath, '-o', join(s.dir, 'out'), '--web-seed', srv.url, '--timeout', '8'], { timeoutMs: 25_000 });
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr, /warning: web seed http:\/\/127\.0\.0\.1:\d+\/data\.bin: the server ignores HTTP Range requests .*; this web seed is disabled/);
     assert.match(r.stderr, /no usable web seed left and no peers connected/);
-    assert.match(r.stderr, /shoal: not complete after 2 s \(0\.0%, 0 peers, 0 of 1 web seeds usable\)/);
+    assert.match(r.stderr, /shoal: not complete after 3 s \(0\.0%, 0 peers, 0 of 1 web seeds usable\)/);
     assert.equal(await assertNoCorruptByte(join(s.dir, 'out', 'data.bin'), s.meta), 0);
   } finally {
     await srv.close();
@@ -126,7 +126,7 @@ test('wrong bytes for one range: the piece fails its hash, is fetched again, and
     assert.equal(await assertNoCorruptByte(join(s.dir, 'out', 'data.bin'), s.meta), s.meta.pieceCount - 1);
 
     // The CLI's outcome for the same server: exit 5 at --timeout, the warnings on stderr.
-    const r = await runCli(['get', s.torrentPath, '-o', join(s.dir, 'out2'), '--web-seed', bad.url, '--timeout', '2'], { timeoutMs: 15_000 });
+    const r = await runCli(['get', s.torrentPath, '-o', join(s.dir, 'out2'), '--web-seed', bad.url, '--timeout', '10'], { timeoutMs: 30_000 });
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr, /this web seed is disabled/);
     await assertNoCorruptByte(join(s.dir, 'out2', 'data.bin'), s.meta);
