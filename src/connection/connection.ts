@@ -132,6 +132,9 @@ export class PeerConnection implements ExtensionConnection {
   banned = false;
   /** Why the connection ended, when it was an error. */
   closeReason: Error | undefined;
+  /** Payload bytes either way when last looked at, and when that total last moved (sampled by the owner's tick). */
+  payloadSeen = 0;
+  lastPayloadAt = Date.now();
 
   private readonly wire: PeerWire;
   private readonly events: ConnectionEvents;

@@ -116,6 +116,16 @@ export class PeerManager {
     return out;
   }
 
+  /** Is an address waiting that could be dialed now if there were a free slot? */
+  hasDialable(): boolean {
+    if (this.closed || this.dialing >= MAX_DIALING) return false;
+    const now = Date.now();
+    for (const [key, c] of this.candidates) {
+      if (!c.dialing && c.nextAttemptAt <= now && !this.host.isConnected(key)) return true;
+    }
+    return false;
+  }
+
   /** Start connections to as many candidates as the limits allow. Cheap to call often. */
   dial(): void {
     if (this.closed || !this.host.wantsPeers()) return;

@@ -13,6 +13,11 @@ export interface ClientOptions {
   maxConnections?: number;
   /** Connections per torrent. Default 60. */
   maxPeersPerTorrent?: number;
+  /**
+   * Inbound connections one IP address may hold (handshaking or not, all torrents together). Default 8; raise it
+   * when many peers share an address (a NATed fleet). Outbound connections, which we choose, are not counted.
+   */
+  maxConnectionsPerHost?: number;
   /** Upload and download limits in bytes per second; 0 = unlimited. */
   uploadLimit?: number;
   downloadLimit?: number;
