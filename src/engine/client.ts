@@ -71,6 +71,9 @@ export class Client extends EventEmitter {
     this.uploadBucket = opts.uploadLimit ? new TokenBucket(opts.uploadLimit) : null;
     this.downloadBucket = opts.downloadLimit ? new TokenBucket(opts.downloadLimit) : null;
     this.originBucket = opts.originLimit ? new TokenBucket(opts.originLimit) : null;
+    if (opts.peerRetryMaxMs !== undefined && !(Number.isInteger(opts.peerRetryMaxMs) && opts.peerRetryMaxMs > 0)) {
+      throw new ShoalError('EUSAGE', `peerRetryMaxMs must be a positive number of milliseconds, got ${opts.peerRetryMaxMs}`);
+    }
     if (opts.webSeedTimeout !== undefined && !(Number.isInteger(opts.webSeedTimeout) && opts.webSeedTimeout > 0)) {
       throw new ShoalError('EUSAGE', `webSeedTimeout must be a positive number of milliseconds, got ${opts.webSeedTimeout}`);
     }
@@ -85,6 +88,7 @@ export class Client extends EventEmitter {
       originBucket: this.originBucket,
       ...(opts.webSeedTimeout !== undefined ? { webSeedTimeoutMs: opts.webSeedTimeout } : {}),
       maxPeersPerTorrent: opts.maxPeersPerTorrent ?? 60,
+      ...(opts.peerRetryMaxMs !== undefined ? { peerRetryMaxMs: opts.peerRetryMaxMs } : {}),
       uploadSlots: opts.uploadSlots ?? 4,
       localAddress: opts.localAddress,
       debugInvariants: opts.debugInvariants ?? process.env['SHOAL_DEBUG_INVARIANTS'] === '1',

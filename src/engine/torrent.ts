@@ -33,6 +33,8 @@ const FAILED_DIALS_TO_WARN = 3;
 const IDLE_TO_EVICT_MS = 5_000;
 /** Such a connection is dropped after this long even when nobody needs its slot. */
 const IDLE_TO_DROP_MS = 300_000;
+/** A download with no connection for this long, after failed attempts, says which addresses failed and why. */
+const NO_PEERS_WARN_MS = 15_000;
 
 /** One file of a torrent, readable while it downloads (see `Torrent.files`). */
 export interface TorrentFileView {
@@ -123,6 +125,7 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       isConnected: (address) => self.isConnected(address),
       attach: (socket, handshake, rest, addr, outbound) => self.attach(socket, handshake, rest, addr, outbound),
       wantsPeers: () => self.wantsPeers(),
+      ...(ctx.peerRetryMaxMs !== undefined ? { maxBackoffMs: ctx.peerRetryMaxMs } : {}),
     });
   }
 
@@ -584,19 +587,32 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
     this.turnOver(now);
     for (const t of this.tickers) t();
     this.peerManager.dial();
-    this.warnIfUnreachable();
+    this.warnIfUnreachable(now);
     this.debugCheck();
     this.emit('stats', this.stats());
   }
 
-  /** Peers were found but every connection attempt failed: say why once, rather than showing "0 peers" forever. */
-  private warnIfUnreachable(): void {
+  /**
+   * Peers were found but every connection attempt failed, or the download has had no peer for NO_PEERS_WARN_MS
+   * after failed attempts: say so once (again only after a peer connected in between), naming each address tried
+   * and its last error, rather than showing "0 peers" forever.
+   */
+  private warnIfUnreachable(now: number): void {
     const pm = this.peerManager;
-    if (this.failedDialsWarned || this.conns.size > 0 || pm.failures < FAILED_DIALS_TO_WARN || pm.failures < pm.attempts) return;
+    if (this.conns.size > 0) { this.noPeersSince = 0; return; }
+    if (this.noPeersSince === 0) this.noPeersSince = now;
+    if (this.failedDialsWarned || pm.failures === 0) return;
     if (!this.wantsPeers() || this.stateValue === 'seeding') return;
+    const allFailed = pm.failures >= FAILED_DIALS_TO_WARN && pm.succeeded === 0;
+    if (!allFailed && now - this.noPeersSince < NO_PEERS_WARN_MS) return;
     this.failedDialsWarned = true;
-    this.emit('warning', `found ${pm.knownCount} peer address(es) but every connection failed (${pm.failures} attempts); last: ${pm.lastFailure ?? 'unknown'}`);
+    const tried = pm.failureSummary() || (pm.lastFailure ?? 'unknown');
+    const head = allFailed
+      ? `found ${pm.knownCount} peer address(es) but every connection failed (${pm.failures} attempts)`
+      : `no peer connected for ${Math.round((now - this.noPeersSince) / 1000)} s (${pm.knownCount} address(es) known)`;
+    this.emit('warning', `${head}; still retrying. Tried: ${tried}`);
   }
+  private noPeersSince = 0;
 
   private debugCheck(): void {
     if (!this.ctx.debugInvariants) return;

@@ -11,6 +11,11 @@ export interface ClientOptions {
   clientName?: string;
   /** Connections across all torrents. Default 200. */
   maxConnections?: number;
+  /**
+   * Longest wait between two connection attempts to one address (1 s, doubling up to this). Default 30 000 ms.
+   * Addresses the user gave (explicit peers, a magnet's x.pe) are retried at this pace for as long as the torrent runs.
+   */
+  peerRetryMaxMs?: number;
   /** Connections per torrent. Default 60. */
   maxPeersPerTorrent?: number;
   /**
