@@ -401,6 +401,26 @@ export class Downloader {
     this.release(piece);
   }
 
+  /**
+   * Invariant C6 (see invariants.ts): a piece's `copying` count is the number of blocks with a writer; each writer is
+   * an open source whose copy target is that piece and block. Returns what is wrong, or null.
+   */
+  checkCopies(): string | null {
+    for (const [index, p] of this.inFlight) {
+      let writers = 0;
+      for (let b = 0; b < p.writers.length; b++) {
+        const w = p.writers[b];
+        if (w === undefined) continue;
+        writers++;
+        if (w.closed) return `piece ${index} block ${b} is being copied in from a closed source`;
+        if (w.download.copyTarget !== p || w.download.copyBlock !== b) return `piece ${index} block ${b}: its writer is copying elsewhere`;
+        if (p.senders[b] !== undefined) return `piece ${index} block ${b} has a writer and a sender`;
+      }
+      if (writers !== p.copying) return `piece ${index} counts ${p.copying} copies in progress but has ${writers} writers`;
+    }
+    return null;
+  }
+
   /** Pieces with a buffer here (for the cross-structure invariant checks). */
   inFlightIndices(): IterableIterator<number> {
     return this.inFlight.keys();

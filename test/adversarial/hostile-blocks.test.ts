@@ -65,7 +65,7 @@ test('blocks one byte off their request: the sender is dropped, the honest seed 
   });
 });
 
-test('blocks of the wrong size: the sender is dropped after a few, not re-asked in a tight loop', { timeout: TIMEOUT }, async () => {
+test('blocks of the wrong size: the sender is dropped after a few, not re-asked in a tight loop', { timeout: TIMEOUT }, async (tt) => {
   await withScope('hostile-wrongsize', async (s) => {
     const data = randomBytes(2 * MiB);
     const { meta } = makeMetainfo([{ path: ['w.bin'], data }], 64 * KiB, 'w.bin');
@@ -88,6 +88,7 @@ test('blocks of the wrong size: the sender is dropped after a few, not re-asked 
     await first.waitClose(5000).catch((err: Error) => {
       throw new Error(`${err.message}: it was asked for ${first.requests} blocks and sent ${junkBytes} bytes of wrong-size blocks`);
     });
+    tt.diagnostic(`dropped after ${Date.now() - started} ms, ${first.requests} requests, ${junkBytes} bytes of wrong-size blocks`);
     assert.ok(first.requests < 500, `${first.requests} requests before the drop`);
     assert.ok(junkBytes < 16 * MiB, `${junkBytes} bytes of junk accepted before the drop`);
     assert.equal(t.stats().hashFails, 0);
