@@ -674,6 +674,7 @@ export class TorrentContent {
     if (this.tickCount % RECHOKE_TICKS === 0) this.rechoke();
     if (this.seeder?.active) {
       this.seeder.expireStale(now, (p, index) => (p as PeerConnection).upload.queue.some((r) => r.index === index));
+      this.seeder.topUp();
     } else if (this.seeder) {
       this.seeder = null;
     }

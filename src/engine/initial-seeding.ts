@@ -40,6 +40,8 @@ const MIN_OFFERS = 2;
  * selected other files); it stays advertised, but no longer holds the peer's offer budget or the piece.
  */
 export const STALE_OFFER_MS = 5000;
+/** A piece uploaded this long ago that no connected peer has is lost to the swarm (time to hash and announce it). */
+export const LOST_AFTER_MS = 10_000;
 /** Seconds of upload to a peer that its outstanding offers should cover. */
 export const OFFER_SECONDS = 0.25;
 
@@ -49,6 +51,8 @@ export class InitialSeeder {
   private readonly lastPieceLength: number;
   private readonly sent: Uint16Array;
   private readonly offeredCount: Uint16Array;
+  /** When each piece last finished uploading (ms): a peer announces it only after hashing it. */
+  private readonly sentAt: Float64Array;
   /** Pieces never uploaded, in random order; consumed from the front. */
   private readonly queue: number[];
   private unsent: number;
@@ -61,6 +65,7 @@ export class InitialSeeder {
     this.lastPieceLength = lastPieceLength;
     this.sent = new Uint16Array(pieceCount);
     this.offeredCount = new Uint16Array(pieceCount);
+    this.sentAt = new Float64Array(pieceCount);
     this.queue = Array.from({ length: pieceCount }, (_, i) => i);
     for (let i = pieceCount - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1));
@@ -128,6 +133,7 @@ export class InitialSeeder {
       return;
     }
     this.withdraw(st, index);
+    this.sentAt[index] = Date.now();
     if (this.sent[index]!++ === 0) this.unsent--;
     if (this.unsent === 0) this.finish();
     else this.offer(peer);
@@ -174,6 +180,37 @@ export class InitialSeeder {
       }
       if (changed) this.offer(peer);
     }
+  }
+
+  /**
+   * Once a second: reconcile with what connected peers actually have, then offer to every peer below its budget.
+   * - A piece some peer has is in the swarm, however it got there: it needs no upload from us (pieces that spread
+   *   peer to peer never count as "sent" otherwise, and the seeder would never finish).
+   * - A piece we sent whose every holder has left, and that nobody is fetching, is lost to the swarm: it becomes
+   *   unsent again and is offered anew.
+   * Offers are otherwise topped up only on events; a peer lacking only a piece offered elsewhere would wait for an
+   * event that never comes, and the swarm would stall on its last piece.
+   */
+  topUp(now = Date.now()): void {
+    if (!this.activeFlag) return;
+    const peers = [...this.peers.keys()];
+    for (let i = 0; i < this.pieceCount; i++) {
+      const held = peers.some((p) => p.has(i));
+      if (held && this.sent[i] === 0) {
+        this.sent[i] = 1;
+        this.unsent--;
+      } else if (!held && this.sent[i]! > 0 && this.offeredCount[i] === 0 && peers.length > 0 && now - this.sentAt[i]! > LOST_AFTER_MS) {
+        this.sent[i] = 0;
+        this.unsent++;
+        this.queue.push(i);
+        for (const st of this.peers.values()) st.advertised.delete(i);
+      }
+    }
+    if (this.unsent === 0) {
+      this.finish();
+      return;
+    }
+    for (const [peer, st] of this.peers) if (st.offered.size < MIN_OFFERS) this.offer(peer);
   }
 
   private withdraw(st: PeerOffers, index: number): void {

@@ -99,7 +99,7 @@ test('a server without Range support: the web seed is disabled with a clear warn
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr, /warning: web seed http:\/\/127\.0\.0\.1:\d+\/data\.bin: the server ignores HTTP Range requests .*; this web seed is disabled/);
     assert.match(r.stderr, /no usable web seed left and no peers connected/);
-    assert.match(r.stderr, /shoal: not complete after 3 s \(0\.0%, 0 peers, 0 of 1 web seeds usable\)/);
+    assert.match(r.stderr, /shoal: not complete after 8 s \(0\.0%, 0 peers, 0 of 1 web seeds usable\)/);
     assert.equal(await assertNoCorruptByte(join(s.dir, 'out', 'data.bin'), s.meta), 0);
   } finally {
     await srv.close();

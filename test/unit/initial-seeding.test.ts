@@ -124,3 +124,24 @@ test('offers a peer does not want are taken back: on not-interested, and when st
   s.addPeer(q); s.offer(q);
   assert.ok(q.told.every((i) => !p.told.slice(4).includes(i)), 'current offers of p are not offered to q');
 });
+
+test('a piece whose only receiver left is offered again, and pieces that spread peer to peer let the seeder finish', () => {
+  const s = new InitialSeeder(3, PIECE, PIECE, seeded());
+  const a = new FakePeer();
+  s.addPeer(a);
+  s.offer(a);
+  // A fetches one piece from us in full, then leaves before anyone else gets it.
+  const first = a.told[0]!;
+  sendPiece(s, a, first);
+  s.removePeer(a);
+  // B has every other piece (from elsewhere) and lacks only that one.
+  const b = new FakePeer();
+  for (let i = 0; i < 3; i++) if (i !== first) b.bits.add(i);
+  s.addPeer(b);
+  s.peerBitfield(b);
+  assert.ok(!b.told.includes(first), 'before the reconciliation the lost piece is never offered');
+  s.topUp(Date.now() + 60_000);
+  assert.ok(b.told.includes(first), `the lost piece ${first} is offered again: told ${b.told.join(',')}`);
+  sendPiece(s, b, first);
+  assert.equal(s.active, false, 'every piece is in the swarm: the seeder finished');
+});
