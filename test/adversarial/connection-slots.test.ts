@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { makeMetainfo } from '../helpers/make-meta.js';
 import { KiB, MiB, compareContent, startSeed, until, waitDone, withScope } from '../helpers/engine/harness.js';
-import { RawPeer, randomPeerId } from '../helpers/engine/raw-peer.js';
+import { RawPeer, RawServer, randomPeerId } from '../helpers/engine/raw-peer.js';
 import { connectPeer } from '../../src/wire/handshake.js';
 
 const TIMEOUT = 60_000;
@@ -160,5 +160,29 @@ test('connections from one address are limited (maxConnectionsPerHost), handshak
     const op = new RawPeer(other.socket, other.handshake, other.rest, false);
     peers.push(op);
     await until('the peer from another address to be counted', 3000, () => seed.torrent.peerCount === 4);
+  });
+});
+
+test('a downloader whose slots are held by useless peers turns one over to reach a waiting address', { timeout: TIMEOUT }, async (t) => {
+  await withScope('slots-turnover', async (s) => {
+    const data = randomBytes(MiB);
+    const { meta } = makeMetainfo([{ path: ['o.bin'], data }], 64 * KiB, 'o.bin');
+    const seed = await startSeed(s, meta, data);
+    // Two peers that handshake and then have nothing and want nothing.
+    const useless = [0, 1].map(() => new RawServer(meta.infoHash, () => undefined));
+    const ports: number[] = [];
+    for (const u of useless) {
+      s.defer(() => u.close());
+      ports.push(await u.listen());
+    }
+    const dl = await s.client({ maxPeersPerTorrent: 2 });
+    const dir = join(s.dir, 'dl');
+    const started = Date.now();
+    // Dialed in this order: the two useless peers take both slots before the seed's turn.
+    const tor = await dl.add(meta, { path: dir, peers: [...ports.map((port) => ({ host: '127.0.0.1', port })), { host: '127.0.0.1', port: seed.client.port }] });
+    await waitDone(tor, 20_000, 'downloader with both slots held by useless peers');
+    t.diagnostic(`done in ${Date.now() - started} ms`);
+    assert.ok(useless.every((u) => u.connections >= 1), 'the useless peers were not dialed first');
+    assert.deepEqual(await compareContent(meta, data, dir), []);
   });
 });
