@@ -16,6 +16,7 @@ import { measureLimits, type Limits } from './scenarios/limits.js';
 import { runPairScenario } from './scenarios/pair.js';
 import { runSwarm, WEBSEED_ENGINES, type SwarmOrigin, type SwarmResult } from './scenarios/swarm.js';
 import { NGINX } from './lib/nginx.js';
+import { runStreamScenario, type StreamEngine } from './scenarios/stream.js';
 
 // Benchmarks run on shared machines: Shoal must not send anything outside loopback and the namespaces' 198.18.0.0/15.
 process.env['SHOAL_SANDBOX'] = '1';
@@ -23,17 +24,20 @@ process.env['SHOAL_SANDBOX'] = '1';
 const program = new Command()
   .name('bench')
   .description('Shoal benchmarks against libtorrent, WebTorrent, aria2, mktorrent and plain HTTP')
-  .addOption(new Option('--scenario <name>', 'which scenario').choices(['pair', 'swarm', 'create', 'limits', 'all']).default('all'))
+  .addOption(new Option('--scenario <name>', 'which scenario').choices(['pair', 'swarm', 'create', 'limits', 'stream', 'all']).default('all'))
   .option('--engines <list>', 'engines to compare (comma-separated)', 'shoal,libtorrent,webtorrent,aria2,http')
   .option('--size <size>', 'pair: file size', '1GiB')
   .option('--piece <list>', 'pair: piece lengths (comma-separated)', '1MiB,256KiB')
-  .option('--runs <n>', 'pair and create: runs per case (median reported)', '3')
+  .option('--runs <n>', 'pair, create and stream: runs per case (median reported)', '3')
   .option('--peers <list>', 'swarm: downloader counts (comma-separated)', '16')
   .option('--rate <rate>', 'swarm: upload rate of every host (tc syntax)', '200mbit')
   .option('--swarm-size <size>', 'swarm: file size', '256MiB')
   .option('--swarm-piece <size>', 'swarm: piece length', '1MiB')
   .option('--create-size <size>', 'create: file size', '4GiB')
   .option('--origin <list>', 'swarm: who holds the data at the start: seed (a BitTorrent seed), webseed (nginx as BEP 19 web seed, no BitTorrent seed), or both: seed,webseed', 'seed')
+  .option('--stream-piece <size>', 'stream: piece length of the video torrents', '256KiB')
+  .option('--stream-settle <ms>', 'stream: pause after the client has connected to the seed, before the player\'s request', '250')
+  .option('--stream-rate <multiple>', 'stream: seed upload as a multiple of the video bitrate', '4')
   .option('--no-adapt', 'swarm: do not rerun at half the rate when the cores saturate')
   .option('--quick', 'small sizes and one run: a smoke test, not a measurement')
   .option('--report-only', 'only rebuild results/latest.md and the README section from existing result files')
@@ -41,7 +45,7 @@ const program = new Command()
 
 const opts = program.opts<{
   scenario: Scenario | 'all'; engines: string; size: string; piece: string; runs: string; peers: string; rate: string;
-  swarmSize: string; swarmPiece: string; createSize: string; adapt: boolean; quick?: boolean; reportOnly?: boolean; origin: string;
+  swarmSize: string; swarmPiece: string; createSize: string; streamPiece: string; streamSettle: string; streamRate: string; adapt: boolean; quick?: boolean; reportOnly?: boolean; origin: string;
 }>();
 
 const log = (m: string): void => { process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`); };
@@ -57,6 +61,11 @@ const swarmPiece = parseSize(opts.swarmPiece);
 const createSize = quick ? 256 << 20 : parseSize(opts.createSize);
 parseRate(opts.rate);
 if (!Number.isInteger(runs) || runs < 1) program.error('--runs must be a positive integer');
+const streamPiece = parseSize(opts.streamPiece);
+const streamSettle = Number(opts.streamSettle);
+const streamRate = Number(opts.streamRate);
+if (!Number.isFinite(streamSettle) || streamSettle < 0 || streamSettle > 60_000) program.error('--stream-settle takes milliseconds from 0 to 60000');
+if (!Number.isFinite(streamRate) || streamRate <= 0 || streamRate > 1000) program.error('--stream-rate takes a positive multiple of the bitrate, e.g. 4');
 if (peersList.some((n) => !Number.isInteger(n) || n < 1 || n > 200)) program.error('--peers must be integers from 1 to 200');
 const origins = opts.origin.split(',').map((s) => s.trim()).filter(Boolean) as SwarmOrigin[];
 if (origins.length === 0 || origins.some((o) => o !== 'seed' && o !== 'webseed')) program.error('--origin takes seed, webseed or seed,webseed');
@@ -179,6 +188,32 @@ async function create(limits: Limits | undefined): Promise<void> {
   await finish(r);
 }
 
+async function stream(): Promise<void> {
+  const r = await base('stream', { runs, pieceLength: streamPiece, settleMs: streamSettle, rateMultiple: streamRate, engines });
+  const missing = ['ffmpeg', 'mktorrent'].filter((t) => !existsSync(`/usr/bin/${t}`));
+  if (process.getuid?.() !== 0) r.notes.push('stream skipped: the seed\'s shaped link uses network namespaces, which need root');
+  else if (missing.length) r.notes.push(`stream skipped: ${missing.join(' and ')} not installed`);
+  if (r.notes.length) {
+    log(r.notes[0]!);
+    await finish(r);
+    return;
+  }
+  const use = (await usableEngines(r.notes)).filter((e): e is StreamEngine => e === 'shoal' || e === 'webtorrent');
+  if (engines.some((e) => e !== 'shoal' && e !== 'webtorrent')) r.notes.push('libtorrent, aria2 and HTTP have no streaming server: the stream scenario compares Shoal with WebTorrent');
+  r.options.engines = use;
+  const removed = sweep();
+  if (removed) log(`stream: removed ${removed} leftover namespace(s)`);
+  try {
+    r.stream = await runStreamScenario({
+      engines: use, runs, pieceLength: streamPiece, settleMs: streamSettle, rateMultiple: streamRate,
+      seconds: quick ? 20 : 60, workDir, log,
+    });
+  } finally {
+    sweep();
+  }
+  await finish(r);
+}
+
 async function limitsOnly(): Promise<void> {
   const r = await base('limits', { size: pairSize });
   const file = join(workDir, 'limits.bin');
@@ -202,6 +237,7 @@ async function main(): Promise<void> {
     if (s === 'pair' || s === 'all') limits = await pair();
     if (s === 'create' || s === 'all') await create(limits);
     if (s === 'swarm' || s === 'all') await swarm();
+    if (s === 'stream' || s === 'all') await stream();
     const latest = await writeLatest();
     log(`summary: ${latest}`);
   } finally {

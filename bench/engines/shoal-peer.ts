@@ -15,7 +15,7 @@ interface TorrentLike {
 interface ClientLike {
   readonly port: number;
   listen(): Promise<number>;
-  add(source: string, opts: { path: string; peers?: PeerAddress[]; announce?: string[][]; resumeFile?: string | false }): Promise<TorrentLike>;
+  add(source: string, opts: { path: string; peers?: PeerAddress[]; announce?: string[][]; resumeFile?: string | false; initialSeeding?: boolean }): Promise<TorrentLike>;
   close(): Promise<void>;
   on(ev: 'error', fn: (err: Error) => void): unknown;
 }
@@ -25,6 +25,7 @@ const { values: a } = parseArgs({
     role: { type: 'string' }, torrent: { type: 'string' }, dir: { type: 'string' },
     host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' },
     strategy: { type: 'string' }, tracker: { type: 'string' },
+    'no-initial-seeding': { type: 'boolean', default: false },
   },
 });
 const emit = (o: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(o) + '\n'); };
@@ -39,7 +40,9 @@ const client = new mod.Client({ port: Number(a.port), host: a.host!, trackers: f
 client.on('error', fail);
 const port = await client.listen().catch(fail);
 // Resume files would let a later run skip work; every run starts from nothing.
-const torrent = await client.add(a.torrent!, { path: a.dir!, peers: [], announce: [], resumeFile: false }).catch(fail);
+const torrent = await client.add(a.torrent!, {
+  path: a.dir!, peers: [], announce: [], resumeFile: false, ...(a['no-initial-seeding'] ? { initialSeeding: false } : {}),
+}).catch(fail);
 torrent.on('error', fail);
 
 if (a.role === 'seed') {

@@ -28,6 +28,8 @@ export interface RoleSpec {
   tracker?: string;
   /** Extra knobs for engines that need them (the HTTP runner serves this file). */
   file?: string;
+  /** Shoal only: turn initial seeding (piece-by-piece advertising by a lone seed) off. */
+  noInitialSeeding?: boolean;
 }
 
 function command(s: RoleSpec): [string, string[]] {
@@ -35,7 +37,7 @@ function command(s: RoleSpec): [string, string[]] {
   if (s.strategy) common.push('--strategy', s.strategy);
   if (s.tracker) common.push('--tracker', s.tracker);
   switch (s.engine) {
-    case 'shoal': return [process.execPath, [join(DIST_BENCH, 'engines/shoal-peer.js'), ...common]];
+    case 'shoal': return [process.execPath, [join(DIST_BENCH, 'engines/shoal-peer.js'), ...common, ...(s.noInitialSeeding ? ['--no-initial-seeding'] : [])]];
     case 'libtorrent': return ['/usr/bin/python3', [join(ROOT, 'bench/engines/lt_peer.py'), ...common, '--profile', 'tuned']];
     case 'libtorrent-default': return ['/usr/bin/python3', [join(ROOT, 'bench/engines/lt_peer.py'), ...common, '--profile', 'default']];
     case 'webtorrent': return [process.execPath, [join(WT_DIR, 'peer.mjs'), ...common]];

@@ -36,9 +36,10 @@ export function hostIp(i: number): string {
 
 /**
  * Creates `count` hosts (host 0 is the seed) on one bridge. `rate` is a tc rate like "200mbit";
- * it shapes each host's egress (its upload), as in the Kumar–Ross model.
+ * it shapes each host's egress (its upload), as in the Kumar–Ross model. `burst` is tbf's bucket (tc size syntax):
+ * what may leave at line rate after a pause.
  */
-export async function createNet(count: number, rate: string): Promise<Net> {
+export async function createNet(count: number, rate: string, burst = '256kb'): Promise<Net> {
   sweep();
   const hosts: Host[] = [];
   const net: Net = { hosts, teardown: sweep };
@@ -54,7 +55,7 @@ export async function createNet(count: number, rate: string): Promise<Net> {
       await ip('-n', h.ns, 'addr', 'add', `${h.ip}/24`, 'dev', 'eth0');
       await ip('-n', h.ns, 'link', 'set', 'eth0', 'up');
       await ip('-n', h.ns, 'link', 'set', 'lo', 'up');
-      await run('tc', ['-n', h.ns, 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', rate, 'burst', '256kb', 'latency', '50ms'], { timeoutMs: 30_000 });
+      await run('tc', ['-n', h.ns, 'qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', rate, 'burst', burst, 'latency', '50ms'], { timeoutMs: 30_000 });
       hosts.push(h);
     }
   } catch (err) {

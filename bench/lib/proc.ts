@@ -54,8 +54,12 @@ export class Proc {
   private stderrTail = '';
   private exitCode: number | null | undefined;
 
-  constructor(name: string, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  /** Which JSON key names the event: runners print `event`; the shoal CLI's --json lines print `type`. */
+  private readonly eventKey: 'event' | 'type';
+
+  constructor(name: string, cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; eventKey?: 'event' | 'type' } = {}) {
     this.name = name;
+    this.eventKey = opts.eventKey ?? 'event';
     this.child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     if (this.child.pid === undefined) throw new Error(`${name}: could not start ${cmd}`);
     this.measuredPid = this.child.pid;
@@ -84,8 +88,11 @@ export class Proc {
   private onLine(line: string): void {
     if (!line.startsWith('{')) return;
     let e: EngineEvent;
-    try { e = JSON.parse(line) as EngineEvent; } catch { return; }
-    if (typeof e.event !== 'string') return;
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (typeof o[this.eventKey] !== 'string') return;
+      e = this.eventKey === 'event' ? o as EngineEvent : { ...o, event: o[this.eventKey] as string, detail: o['event'] };
+    } catch { return; }
     if (e.event === 'ready' && typeof e.pid === 'number') this.measuredPid = e.pid;
     this.events.push(e);
     for (let i = 0; i < this.waiters.length; i++) {
@@ -104,8 +111,9 @@ export class Proc {
   cpu(): number { return cpuSeconds(this.measuredPid) ?? NaN; }
 
   /** Resolves with the first event (already seen or future) named `name`; rejects on timeout or exit. */
-  waitFor(name: string, timeoutMs: number): Promise<EngineEvent> {
-    const seen = this.events.find((e) => e.event === name);
+  waitFor(name: string, timeoutMs: number, match: (e: EngineEvent) => boolean = () => true): Promise<EngineEvent> {
+    const wanted = (e: EngineEvent): boolean => e.event === name && match(e);
+    const seen = this.events.find(wanted);
     if (seen) return Promise.resolve(seen);
     if (this.exitCode !== undefined) return Promise.reject(this.failure(`exited (code ${this.exitCode}) before "${name}"`));
     return new Promise((resolve, reject) => {
@@ -114,10 +122,10 @@ export class Proc {
         reject(this.failure(`no "${name}" within ${Math.round(timeoutMs / 1000)} s`));
       }, timeoutMs);
       const waiter = {
-        pred: (e: EngineEvent) => e.event === name || e.event === 'exit' || e.event === 'error',
+        pred: (e: EngineEvent) => wanted(e) || e.event === 'exit' || e.event === 'error',
         resolve: (e: EngineEvent) => {
           clearTimeout(t);
-          if (e.event === name) resolve(e);
+          if (wanted(e)) resolve(e);
           else reject(this.failure(e.event === 'exit' ? `exited (code ${String(e.code)}) before "${name}"` : `error: ${String(e.message)}`));
         },
       };

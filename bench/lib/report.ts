@@ -6,23 +6,24 @@ import { join } from 'node:path';
 import { fmtSize } from './data.js';
 import { displayName, ROOT } from './engines.js';
 import type { Machine } from './machine.js';
-import { fmt, fmtSummary } from './stats.js';
+import { fmt, fmtSummary, summarize } from './stats.js';
 import { barChart, cdfChart } from './svg.js';
 import type { Limits } from '../scenarios/limits.js';
 import type { PairResult } from '../scenarios/pair.js';
 import type { SwarmResult } from '../scenarios/swarm.js';
 import type { CreateResult } from '../scenarios/create.js';
+import { LAYOUTS, MEASURES, type Measure, type StreamResult } from '../scenarios/stream.js';
 
 export const RESULTS_DIR = join(ROOT, 'bench/results');
 const README = join(ROOT, 'bench/README.md');
 const MARK_START = '<!-- latest-results:start -->';
 const MARK_END = '<!-- latest-results:end -->';
 
-export type Scenario = 'pair' | 'swarm' | 'create' | 'limits';
+export type Scenario = 'pair' | 'swarm' | 'create' | 'limits' | 'stream';
 export interface ResultFile {
   scenario: Scenario; startedAt: string; finishedAt: string; quick: boolean;
   options: Record<string, unknown>; machine: Machine; versions: Record<string, string | null>;
-  limits?: Limits; pair?: PairResult[]; swarm?: SwarmResult[]; create?: CreateResult[];
+  limits?: Limits; pair?: PairResult[]; swarm?: SwarmResult[]; create?: CreateResult[]; stream?: StreamResult;
   charts: string[]; notes: string[];
 }
 
@@ -182,6 +183,55 @@ export function createMarkdown(r: ResultFile): string {
   return out.join('\n');
 }
 
+const MEASURE_LABEL: Record<Measure, string> = {
+  firstByte: 'First byte (GET, Range: bytes=0-)',
+  firstFrame: 'First frame (`ffmpeg -i URL -frames:v 1`)',
+  seek: 'First frame after a seek to the middle (`ffmpeg -ss <mid> -i URL`)',
+};
+const STREAM_TARGET_MS: Partial<Record<Measure, number>> = { firstByte: 300, seek: 500 };
+
+export function streamMarkdown(r: ResultFile): string {
+  const s = r.stream;
+  if (!s) return r.notes.map((n) => `- ${n}`).join('\n');
+  const out: string[] = [];
+  const v = s.video;
+  out.push(`**${v.seconds} s ${v.width}x${v.height} H.264 + AAC at ${fmt(v.bitrateBps / 1e6)} Mbit/s, ${fmtSize(v.pieceLength)} pieces; one Shoal seed (initial seeding off), upload shaped to ${s.seedRate} (${s.rateMultiple}× the bitrate, tbf burst ${s.seedBurst}); warm swarm: each measurement starts a fresh client, waits until it is connected to the seed, then ${s.settleMs} ms** — median (min–max) of ${s.runs} runs, milliseconds`);
+  out.push('');
+  const engines = [...new Set(s.cases.map((c) => c.engine))];
+  const name = (e: string): string => displayName(e as 'shoal');
+  for (const layout of LAYOUTS) {
+    const bytes = v.bytes[layout];
+    out.push(`*${layout === 'moov-end' ? 'moov at the end (ffmpeg\'s default MP4)' : '+faststart (moov first)'}, ${fmt(bytes / 1e6, 1)} MB*`);
+    out.push('');
+    out.push(`| Measure | ${engines.map(name).join(' | ')} | Shoal / WebTorrent | ffmpeg on the local file | Target |`);
+    out.push(`|---|${engines.map(() => '---:').join('|')}|---:|---:|---|`);
+    for (const m of MEASURES) {
+      const cells = engines.map((e) => {
+        const c = s.cases.find((x) => x.layout === layout && x.measure === m && x.engine === e);
+        if (!c || c.summary.n === 0) return c?.failures.length ? `failed: ${failText(c.failures[0])}` : '–';
+        return fmtSummary(c.summary, 0) + (c.failures.length ? ` ⚠ ${c.failures.length} failed` : '');
+      });
+      const sh = s.cases.find((x) => x.layout === layout && x.measure === m && x.engine === 'shoal')?.summary;
+      const wt = s.cases.find((x) => x.layout === layout && x.measure === m && x.engine === 'webtorrent')?.summary;
+      const ratio = sh?.n && wt?.n ? fmt(sh.median / wt.median) : '–';
+      const local = s.local.find((x) => x.layout === layout && x.measure === m)?.summary;
+      const target = STREAM_TARGET_MS[m];
+      const tcell = target === undefined ? (sh?.n && wt?.n ? `ahead of WebTorrent ${mark(sh.median < wt.median)}` : '–')
+        : `≤ ${target} ms ${sh?.n ? mark(sh.median <= target) : '–'}${sh?.n && wt?.n ? `, ahead ${mark(sh.median < wt.median)}` : ''}`;
+      out.push(`| ${MEASURE_LABEL[m]} | ${cells.join(' | ')} | ${ratio} | ${local?.n ? fmtSummary(local, 0) : '–'} | ${tcell} |`);
+    }
+    const setup = engines.map((e) => {
+      const xs = s.cases.filter((x) => x.layout === layout && x.engine === e).flatMap((x) => x.setupMs);
+      return xs.length ? fmt(summarize(xs).median, 0) : '–';
+    });
+    out.push(`| *Client start → connected to the seed (not timed above)* | ${setup.join(' | ')} | | | |`);
+    out.push('');
+  }
+  out.push('"ffmpeg on the local file" runs the same command on the seed\'s copy on disk, in the same namespace: what ffmpeg itself costs (process start, parsing, decoding one frame), the floor for the two frame rows.');
+  for (const n of r.notes) out.push('', `- ${n}`);
+  return out.join('\n');
+}
+
 /** Rebuilds bench/results/latest.md from the newest result of each scenario and copies it into bench/README.md. */
 export async function writeLatest(): Promise<string> {
   const parts: string[] = ['# Latest benchmark results', '', 'Generated by `npm run bench`; each section comes from the newest result file of its scenario in this folder.', ''];
@@ -189,6 +239,7 @@ export async function writeLatest(): Promise<string> {
   const swarm = latestOf('swarm');
   const create = latestOf('create');
   const limits = latestOf('limits');
+  const stream = latestOf('stream');
   const sect = (title: string, r: ResultFile, body: string): void => {
     parts.push(`## ${title}`, '', machineLine(r), '', body, '');
     for (const c of r.charts) parts.push(`![${title}](${c})`, '');
@@ -196,6 +247,7 @@ export async function writeLatest(): Promise<string> {
   if (pair) sect('pair', pair, `${pairMarkdown(pair)}${pair.limits ? `\nMachine limits measured in the same run:\n\n${limitsMarkdown(pair.limits)}\n` : ''}`);
   if (swarm) sect('swarm', swarm, swarmMarkdown(swarm));
   if (create) sect('create', create, createMarkdown(create));
+  if (stream) sect('stream', stream, streamMarkdown(stream));
   if (limits?.limits) sect('limits', limits, limitsMarkdown(limits.limits));
   const md = parts.join('\n');
   await writeFile(join(RESULTS_DIR, 'latest.md'), md);
