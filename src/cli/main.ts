@@ -106,6 +106,7 @@ export function buildProgram(): Command {
     .option('--host <address>', 'listen address (default: all, IPv4 and IPv6)')
     .option('--upload-limit <bytes/s>', 'upload limit, e.g. 10MiB')
     .option('--max-peers <n>', 'connections per torrent')
+    .option('--max-peers-per-host <n>', 'inbound connections one IP address may hold (default 8; raise for NATed fleets)')
     .action(action(async (out, source: string, opts: Record<string, unknown>) => seedCommand(source, opts, out)));
 
   downloadOptions(program
@@ -232,6 +233,7 @@ function downloadOptions(cmd: Command): Command {
     .option('--upload-limit <bytes/s>', 'upload limit, e.g. 10MiB')
     .option('--download-limit <bytes/s>', 'download limit, e.g. 50MiB')
     .option('--max-peers <n>', 'connections per torrent')
+    .option('--max-peers-per-host <n>', 'inbound connections one IP address may hold (default 8; raise for NATed fleets)')
     .option('--web-seed <url>', 'HTTP origin holding the files (BEP 19 web seed; repeatable), used where peers cannot serve', collect)
     .option('--origin-limit <bytes/s>', 'cap on what this download takes from web seeds, e.g. 5MiB');
 }

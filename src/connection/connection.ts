@@ -25,8 +25,14 @@ export interface IncomingRequest {
 export class DownloadSlot {
   /** Requests we sent and have not been answered. Key: `requestKey(index, begin)`. */
   readonly outstanding = new Map<number, OutstandingRequest>();
-  /** The in-flight piece a block is being copied into right now. */
+  /** The in-flight piece a block is being copied into right now, and that block's number within the piece. */
   copyTarget: object | null = null;
+  copyBlock = 0;
+  /** Blocks asked for and blocks received (requested or not): a peer never has reason to send more than it was asked. */
+  requested = 0;
+  received = 0;
+  /** Blocks that answered no request of ours exactly (wrong offset or size): a few and the peer is dropped. */
+  badBlocks = 0;
   /** Time the last requested block arrived, to find snubbing peers. */
   lastBlockAt = Date.now();
   snubbed = false;
@@ -126,6 +132,9 @@ export class PeerConnection implements ExtensionConnection {
   banned = false;
   /** Why the connection ended, when it was an error. */
   closeReason: Error | undefined;
+  /** Payload bytes either way when last looked at, and when that total last moved (sampled by the owner's tick). */
+  payloadSeen = 0;
+  lastPayloadAt = Date.now();
 
   private readonly wire: PeerWire;
   private readonly events: ConnectionEvents;

@@ -10,11 +10,20 @@ import { Lsd } from '../discovery/lsd.js';
 import { sandboxed } from '../util/sandbox.js';
 import { installSwarmFeatures } from './swarm-features.js';
 import { Dht } from '../dht/index.js';
-import { Torrent, savedTorrentPath, type TorrentContext, type TorrentSpec } from './torrent.js';
+import { Torrent, normalizeHost, savedTorrentPath, type TorrentContext, type TorrentSpec } from './torrent.js';
 import type { AddOptions, ClientOptions } from './types.js';
 
 export const VERSION = '0.1.0';
-const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** An inbound peer sends its handshake as soon as it connects: one that has not within this long never will. */
+const HANDSHAKE_TIMEOUT_MS = 5_000;
+/**
+ * Inbound connections still handshaking, client-wide. They have this budget of their own (apart from
+ * maxConnections), and when it is full the oldest is dropped for the newcomer: silent connections cannot crowd out
+ * peers that handshake at once.
+ */
+export const MAX_PENDING_HANDSHAKES = 32;
+/** Default ClientOptions.maxConnectionsPerHost. */
+export const DEFAULT_MAX_CONNECTIONS_PER_HOST = 8;
 
 /** Azureus-style peer id: `-SH0100-` then 12 random bytes, so other clients can tell who we are. */
 export function makePeerId(): Buffer {
@@ -39,7 +48,11 @@ export class Client extends EventEmitter {
   private listening: Promise<number> | null = null;
   private boundPort = 0;
   private closed = false;
-  private readonly inbound = new Set<net.Socket>();
+  /** Inbound sockets still handshaking (insertion order: oldest first), and how many per source address. */
+  private readonly pending = new Map<net.Socket, string>();
+  private readonly pendingByHost = new Map<string, number>();
+  private readonly maxConnections: number;
+  private readonly maxPerHost: number;
   private readonly uploadBucket: TokenBucket | null;
   private readonly downloadBucket: TokenBucket | null;
   private readonly originBucket: TokenBucket | null;
@@ -50,9 +63,17 @@ export class Client extends EventEmitter {
     this.opts = opts;
     if (opts.peerId && opts.peerId.length !== 20) throw new ShoalError('EUSAGE', 'peerId must be 20 bytes');
     this.peerId = opts.peerId ?? makePeerId();
+    this.maxConnections = opts.maxConnections ?? 200;
+    this.maxPerHost = opts.maxConnectionsPerHost ?? DEFAULT_MAX_CONNECTIONS_PER_HOST;
+    if (!(Number.isInteger(this.maxPerHost) && this.maxPerHost >= 1)) {
+      throw new ShoalError('EUSAGE', `maxConnectionsPerHost must be a positive integer, got ${opts.maxConnectionsPerHost}`);
+    }
     this.uploadBucket = opts.uploadLimit ? new TokenBucket(opts.uploadLimit) : null;
     this.downloadBucket = opts.downloadLimit ? new TokenBucket(opts.downloadLimit) : null;
     this.originBucket = opts.originLimit ? new TokenBucket(opts.originLimit) : null;
+    if (opts.peerRetryMaxMs !== undefined && !(Number.isInteger(opts.peerRetryMaxMs) && opts.peerRetryMaxMs > 0)) {
+      throw new ShoalError('EUSAGE', `peerRetryMaxMs must be a positive number of milliseconds, got ${opts.peerRetryMaxMs}`);
+    }
     if (opts.webSeedTimeout !== undefined && !(Number.isInteger(opts.webSeedTimeout) && opts.webSeedTimeout > 0)) {
       throw new ShoalError('EUSAGE', `webSeedTimeout must be a positive number of milliseconds, got ${opts.webSeedTimeout}`);
     }
@@ -67,13 +88,14 @@ export class Client extends EventEmitter {
       originBucket: this.originBucket,
       ...(opts.webSeedTimeout !== undefined ? { webSeedTimeoutMs: opts.webSeedTimeout } : {}),
       maxPeersPerTorrent: opts.maxPeersPerTorrent ?? 60,
+      ...(opts.peerRetryMaxMs !== undefined ? { peerRetryMaxMs: opts.peerRetryMaxMs } : {}),
       uploadSlots: opts.uploadSlots ?? 4,
       localAddress: opts.localAddress,
       debugInvariants: opts.debugInvariants ?? process.env['SHOAL_DEBUG_INVARIANTS'] === '1',
       pex: opts.pex !== false,
       pexIntervalMs: opts.pexIntervalMs,
       get dht() { return client.dht; },
-      globalSlots: () => (opts.maxConnections ?? 200) - client.connectionCount(),
+      globalSlots: () => client.maxConnections - client.connectionCount(),
     };
   }
 
@@ -85,10 +107,26 @@ export class Client extends EventEmitter {
     return [...this.byHash.values()];
   }
 
+  /** Connections past the handshake, all torrents (handshaking ones have their own budget). */
   private connectionCount(): number {
-    let n = this.inbound.size;
+    let n = 0;
     for (const t of this.byHash.values()) n += t.peerCount;
     return n;
+  }
+
+  /** Inbound connections from one address, handshaking or not, all torrents. */
+  private inboundFrom(host: string): number {
+    let n = this.pendingByHost.get(host) ?? 0;
+    for (const t of this.byHash.values()) n += t.inboundFrom(host);
+    return n;
+  }
+
+  private forgetPending(socket: net.Socket): void {
+    const host = this.pending.get(socket);
+    if (host === undefined) return;
+    this.pending.delete(socket);
+    const n = (this.pendingByHost.get(host) ?? 1) - 1;
+    if (n > 0) this.pendingByHost.set(host, n); else this.pendingByHost.delete(host);
   }
 
   /** Start accepting peers. add() calls it; call it yourself to learn the port first. */
@@ -121,25 +159,45 @@ export class Client extends EventEmitter {
   }
 
   private onConnection(socket: net.Socket): void {
-    if (this.closed || this.connectionCount() >= (this.opts.maxConnections ?? 200)) {
+    socket.on('error', () => undefined);
+    const host = normalizeHost(socket.remoteAddress ?? '');
+    if (this.closed || this.inboundFrom(host) >= this.maxPerHost) {
       socket.destroy();
       return;
     }
-    this.inbound.add(socket);
-    socket.on('error', () => undefined);
+    if (this.pending.size >= MAX_PENDING_HANDSHAKES) {
+      // The oldest has had the longest to say something; an honest peer handshakes within a round trip.
+      const oldest = this.pending.keys().next().value as net.Socket;
+      this.forgetPending(oldest);
+      oldest.destroy();
+    }
+    this.pending.set(socket, host);
+    this.pendingByHost.set(host, (this.pendingByHost.get(host) ?? 0) + 1);
     readHandshake(socket, HANDSHAKE_TIMEOUT_MS).then(({ handshake, rest }) => {
-      this.inbound.delete(socket);
+      this.forgetPending(socket);
       const torrent = this.byHash.get(handshake.infoHash.toString('hex'));
-      if (!torrent || this.closed) {
+      if (!torrent || this.closed || socket.destroyed) {
+        socket.destroy();
+        return;
+      }
+      // Client-wide limit: a connection that does nothing for anyone makes room, else the newcomer is refused.
+      if (this.connectionCount() >= this.maxConnections && !this.makeRoom(torrent)) {
         socket.destroy();
         return;
       }
       socket.write(encodeHandshake(torrent.infoHash, this.peerId, { fast: true, extended: true, dht: this.dht !== null }));
       if (!torrent.acceptInbound(socket, handshake, rest)) socket.destroy();
     }, () => {
-      this.inbound.delete(socket);
+      this.forgetPending(socket);
       socket.destroy();
     });
+  }
+
+  /** Drop the least useful connection, preferring the torrent a newcomer wants; false when every one is useful. */
+  private makeRoom(preferred: Torrent): boolean {
+    if (preferred.makeRoom()) return true;
+    for (const t of this.byHash.values()) if (t !== preferred && t.makeRoom()) return true;
+    return false;
   }
 
   /**
@@ -264,8 +322,9 @@ export class Client extends EventEmitter {
     const torrents = [...this.byHash.values()];
     this.byHash.clear();
     await Promise.all(torrents.map((t) => t.close()));
-    for (const s of this.inbound) s.destroy();
-    this.inbound.clear();
+    for (const s of this.pending.keys()) s.destroy();
+    this.pending.clear();
+    this.pendingByHost.clear();
     await this.lsd?.close();
     await this.dht?.close().catch((err: Error) => this.emit('warning', `DHT: ${err.message}`));
     const server = this.server;

@@ -140,6 +140,7 @@ export class TorrentContent {
       pieceVerified: (index) => this.onPieceVerified(index),
       pieceFailed: (index, contributors) => this.onPieceFailed(index, contributors),
       banPeer: (peer, reason) => this.banSource(peer, reason),
+      dropPeer: (peer, reason) => this.dropSource(peer, reason),
       storageFailed: (err) => this.host.fail(err),
       resumeRequests: () => { for (const p of this.host.connections()) this.downloader.fill(p); this.fillWebSeeds(); },
       mayTakeDeadlines: (peer) => this.mayTakeDeadlines(peer),
@@ -363,6 +364,12 @@ export class TorrentContent {
   private banSource(src: BlockSource, reason: string): void {
     if (src instanceof WebSeedSource) this.dropWebSeed(src, reason, true);
     else this.host.ban(src as PeerConnection, reason);
+  }
+
+  /** A source that sends blocks we never asked for: a peer is disconnected, a web seed disabled. */
+  private dropSource(src: BlockSource, reason: string): void {
+    if (src instanceof WebSeedSource) this.dropWebSeed(src, reason, true);
+    else (src as PeerConnection).close(reason);
   }
 
   get have(): Bitfield {

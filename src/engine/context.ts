@@ -10,6 +10,8 @@ export interface TorrentContext {
   readonly uploadBucket: TokenBucket | null;
   readonly downloadBucket: TokenBucket | null;
   readonly maxPeersPerTorrent: number;
+  /** Cap of the back-off between connection attempts to one address (ClientOptions.peerRetryMaxMs); absent = 30 s. */
+  readonly peerRetryMaxMs?: number;
   readonly uploadSlots: number;
   readonly localAddress: string | undefined;
   /** Cross-structure invariants are checked every tick and on every connection change (tests turn this on). */

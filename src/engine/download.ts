@@ -26,6 +26,8 @@ export interface DownloadHost {
   pieceFailed(index: number, contributors: Set<BlockSource>): void;
   /** A peer (or web seed) sent data proven wrong by a later good copy of the same piece. */
   banPeer(peer: BlockSource, reason: string): void;
+  /** A peer keeps sending blocks that answer none of our requests (wrong offset or size, or never asked for): drop it. */
+  dropPeer(peer: BlockSource, reason: string): void;
   storageFailed(err: unknown): void;
   /** Pending verification/writes dropped below the limit again: top up every peer. */
   resumeRequests(): void;
@@ -41,6 +43,8 @@ interface InFlightPiece {
   copying: number;
   /** Who delivered each block, for attributing a failed hash. */
   senders: (BlockSource | undefined)[];
+  /** Who is copying each block in right now: one writer per block, so nobody's bytes land under another's name. */
+  writers: (BlockSource | undefined)[];
   verifying: boolean;
   verifyWhenIdle: boolean;
   /** When its first block was requested (to tell pieces that stall). */
@@ -64,6 +68,13 @@ const POOL_MAX = 16;
  * catches up: the network is paced to the disk instead of piling pieces up in memory.
  */
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
+/** Blocks at an offset or of a size we never asked for: no honest client sends one, so the sender goes at this many. */
+export const BAD_BLOCKS_TO_DROP = 3;
+/**
+ * Blocks received beyond the blocks requested from a peer. An honest peer sends at most what it was asked for (late
+ * answers to cancelled requests included); past this slack it is spraying data at us.
+ */
+export const UNREQUESTED_BLOCKS_TO_DROP = 64;
 
 /**
  * Block-level downloading: sizes each peer's request pipeline, hands the parser the buffer each block goes into,
@@ -125,6 +136,7 @@ export class Downloader {
       scratch[3 * n + 2] = length;
       n++;
     }, choked ? peer.allowedFast : undefined, this.host.mayTakeDeadlines?.(peer) ?? true);
+    peer.download.requested += n;
     peer.sendRequests(scratch, n);
   }
 
@@ -141,16 +153,22 @@ export class Downloader {
       return 0;
     }
     const outstanding = src.download.outstanding;
-    return this.host.picker.pick(src, null, true, max, (index, begin, length) => {
+    const n = this.host.picker.pick(src, null, true, max, (index, begin, length) => {
       if (!this.inFlight.has(index)) this.startPiece(index);
       outstanding.set(requestKey(index, begin), { index, begin, length });
       out(index, begin, length);
     }, allowed);
+    src.download.requested += n;
+    return n;
   }
 
   private startPiece(index: number): InFlightPiece {
     const length = pieceLengthAt(this.host.meta, index);
-    const p: InFlightPiece = { buffer: this.allocate(length), copying: 0, senders: new Array(Math.ceil(length / BLOCK_SIZE)), verifying: false, verifyWhenIdle: false, startedAt: Date.now() };
+    const blocks = Math.ceil(length / BLOCK_SIZE);
+    const p: InFlightPiece = {
+      buffer: this.allocate(length), copying: 0, senders: new Array(blocks), writers: new Array(blocks),
+      verifying: false, verifyWhenIdle: false, startedAt: Date.now(),
+    };
     this.inFlight.set(index, p);
     return p;
   }
@@ -174,32 +192,63 @@ export class Downloader {
     }
   }
 
-  /** Parser asks where a block goes: only blocks we requested from this peer are accepted. */
+  /**
+   * Parser asks where a block goes: only into the piece buffer, only for an outstanding request from this peer with
+   * exactly this index, begin and length, and only while nobody else is copying the same block in.
+   */
   blockTarget(peer: BlockSource, index: number, begin: number, length: number): Buffer | null {
     const req = peer.download.outstanding.get(requestKey(index, begin));
-    if (req === undefined || req.length !== length) return null;
+    if (req === undefined || req.index !== index || req.begin !== begin || req.length !== length) return null;
     const piece = this.inFlight.get(index);
-    if (piece === undefined || piece.verifying || piece.senders[begin / BLOCK_SIZE] !== undefined) return null;
+    const b = begin / BLOCK_SIZE;
+    if (piece === undefined || piece.verifying || piece.senders[b] !== undefined || piece.writers[b] !== undefined) return null;
     piece.copying++;
+    piece.writers[b] = peer;
     peer.download.copyTarget = piece;
+    peer.download.copyBlock = b;
     return piece.buffer.subarray(begin, begin + length);
+  }
+
+  /** The block being copied in from `peer` is finished (or abandoned): the piece may be hashed once nobody copies. */
+  private endCopy(peer: BlockSource): InFlightPiece | null {
+    const dl = peer.download;
+    const target = dl.copyTarget as InFlightPiece | null;
+    if (target === null) return null;
+    dl.copyTarget = null;
+    if (target.writers[dl.copyBlock] === peer) target.writers[dl.copyBlock] = undefined;
+    target.copying--;
+    if (target.copying === 0 && target.verifyWhenIdle) {
+      // A complete piece waits for late duplicate copies to finish before it is hashed (see verify()).
+      for (const [index, p] of this.inFlight) if (p === target) void this.verify(index, target);
+    }
+    return target;
   }
 
   /** A block finished arriving. Returns true when it was useful. */
   blockReceived(peer: BlockSource, index: number, begin: number, length: number): boolean {
     const key = requestKey(index, begin);
-    const target = peer.download.copyTarget as InFlightPiece | null;
-    if (target !== null) {
-      peer.download.copyTarget = null;
-      target.copying--;
-      // A complete piece waits for late duplicate copies to finish before it is hashed (see verify()).
-      if (target.copying === 0 && target.verifyWhenIdle) void this.verify(index, target);
-    }
-    const wasOutstanding = peer.download.outstanding.delete(key);
-    if (!wasOutstanding || target === null) {
-      // Requested but not copied (the piece was already complete): release the picker's record of the request.
-      if (wasOutstanding) this.host.picker.requestCancelled(peer, index, begin);
+    const target = this.endCopy(peer);
+    const dl = peer.download;
+    dl.received++;
+    const req = dl.outstanding.get(key);
+    if (req === undefined || req.index !== index || req.begin !== begin || req.length !== length) {
       this.host.addWasted(length);
+      if (req !== undefined || !this.validBlock(index, begin, length)) {
+        // Not what we asked for: the request (if any) stays outstanding, and the sender is counted.
+        if (++dl.badBlocks >= BAD_BLOCKS_TO_DROP) {
+          this.host.dropPeer(peer, `sent ${dl.badBlocks} blocks that match no request (last: piece ${index}, offset ${begin}, ${length} bytes)`);
+        }
+      } else if (dl.received > dl.requested + UNREQUESTED_BLOCKS_TO_DROP) {
+        this.host.dropPeer(peer, `sent ${dl.received} blocks but was asked for ${dl.requested}`);
+      }
+      return false;
+    }
+    dl.outstanding.delete(key);
+    if (target === null) {
+      // Requested but not copied (the piece was already complete): release the picker's record of the request.
+      this.host.picker.requestCancelled(peer, index, begin);
+      this.host.addWasted(length);
+      this.dropIfRequeued(index);
       return false;
     }
     peer.download.lastBlockAt = Date.now();
@@ -306,8 +355,18 @@ export class Downloader {
     }
   }
 
+  /** Is (index, begin, length) a block as we request them: 16 KiB aligned, full length except at a piece's end? */
+  private validBlock(index: number, begin: number, length: number): boolean {
+    const meta = this.host.meta;
+    if (index >= meta.pieceCount || begin % BLOCK_SIZE !== 0) return false;
+    const pieceLength = pieceLengthAt(meta, index);
+    return begin < pieceLength && length === Math.min(BLOCK_SIZE, pieceLength - begin);
+  }
+
   /** Give back everything a peer had in flight (it choked us, went away, or timed out). */
   releasePeer(peer: BlockSource, sendCancel: boolean): void {
+    // Gone in the middle of a block: that block's bytes are abandoned (its next sender overwrites them all).
+    if (peer.closed) this.endCopy(peer);
     const picker = this.host.picker;
     const outstanding = peer.download.outstanding;
     if (outstanding.size === 0) return;
@@ -340,6 +399,26 @@ export class Downloader {
     if (this.host.picker.pieceState(index) !== 'queued') return;
     this.inFlight.delete(index);
     this.release(piece);
+  }
+
+  /**
+   * Invariant C6 (see invariants.ts): a piece's `copying` count is the number of blocks with a writer; each writer is
+   * an open source whose copy target is that piece and block. Returns what is wrong, or null.
+   */
+  checkCopies(): string | null {
+    for (const [index, p] of this.inFlight) {
+      let writers = 0;
+      for (let b = 0; b < p.writers.length; b++) {
+        const w = p.writers[b];
+        if (w === undefined) continue;
+        writers++;
+        if (w.closed) return `piece ${index} block ${b} is being copied in from a closed source`;
+        if (w.download.copyTarget !== p || w.download.copyBlock !== b) return `piece ${index} block ${b}: its writer is copying elsewhere`;
+        if (p.senders[b] !== undefined) return `piece ${index} block ${b} has a writer and a sender`;
+      }
+      if (writers !== p.copying) return `piece ${index} counts ${p.copying} copies in progress but has ${writers} writers`;
+    }
+    return null;
   }
 
   /** Pieces with a buffer here (for the cross-structure invariant checks). */

@@ -17,6 +17,10 @@ import type { TorrentContent } from './content.js';
  *      the number of attached connections (those that know the piece count) that are not have-all and have the bit;
  *      the picker's have-all count is the number of attached have-all connections. A HAVE before a HAVE_ALL is
  *      taken out when the HAVE_ALL arrives. Web seeds announce nothing: they are in no availability count.
+ *  C6. One writer per block: a piece buffer's count of copies in progress is the number of its blocks with a writer,
+ *      each writer is an open connection (or web seed) whose copy target is exactly that piece and block, and a block
+ *      that has a writer has no sender yet. A connection that closes mid-block gives its claim up (its bytes are
+ *      overwritten by the block's next sender), so no piece waits forever for a copy that will never finish.
  *  C5. Web seeds are block sources like connections: a usable web seed's outstanding requests are the picker's record
  *      of its requests (as C3); a dropped (closed) web seed has no request left, neither of its own nor in the picker.
  */
@@ -68,6 +72,9 @@ export function checkInvariants(content: TorrentContent, connections: Iterable<P
     }
     if (known !== ws.download.outstanding.size) fail(`C5: web seed ${ws.url} has ${ws.download.outstanding.size} outstanding, picker counts ${known}`);
   }
+  // C6
+  const copies = content.downloader.checkCopies();
+  if (copies !== null) fail(`C6: ${copies}`);
   if (haveAll !== picker.haveAllCount) fail(`C4: ${haveAll} have-all connections, picker counts ${picker.haveAllCount}`);
   for (let i = 0; i < n; i++) {
     if (announced[i] !== picker.announcedCount(i)) fail(`C4: piece ${i} announced by ${announced[i]} connections, picker counts ${picker.announcedCount(i)}`);

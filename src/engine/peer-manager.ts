@@ -18,6 +18,8 @@ export interface PeerManagerHost {
   /** False when the torrent refused the connection (e.g. a duplicate of one it keeps). */
   attach(socket: Socket, handshake: HandshakeInfo, rest: Buffer, addr: PeerAddress, outbound: boolean): boolean;
   wantsPeers(): boolean;
+  /** Cap of the back-off between attempts (default MAX_BACKOFF_MS). */
+  readonly maxBackoffMs?: number;
 }
 
 interface Candidate {
@@ -64,6 +66,8 @@ export class PeerManager {
   /** Counters for diagnostics ("found peers but every handshake failed"). */
   attempts = 0;
   failures = 0;
+  /** Dials that reached a handshake. */
+  succeeded = 0;
   lastFailure: string | undefined;
 
   constructor(host: PeerManagerHost) {
@@ -116,6 +120,28 @@ export class PeerManager {
     return out;
   }
 
+  /** Is an address waiting that could be dialed now if there were a free slot? */
+  hasDialable(): boolean {
+    if (this.closed || this.dialing >= MAX_DIALING) return false;
+    const now = Date.now();
+    for (const [key, c] of this.candidates) {
+      if (!c.dialing && c.nextAttemptAt <= now && !this.host.isConnected(key)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Addresses tried without success, explicit ones first, each with its attempts and last error, for a "no peers"
+   * warning: `a:p (3 attempts: connect ECONNREFUSED), …`, at most `limit` of them.
+   */
+  failureSummary(limit = 8): string {
+    const failed = [...this.candidates].filter(([, c]) => c.failures > 0 && c.lastError !== undefined);
+    failed.sort(([, a], [, b]) => RANK[b.kind] - RANK[a.kind]);
+    const shown = failed.slice(0, limit).map(([key, c]) => `${key} (${c.failures} attempt${c.failures === 1 ? '' : 's'}: ${c.lastError})`);
+    if (failed.length > limit) shown.push(`and ${failed.length - limit} more`);
+    return shown.join(', ');
+  }
+
   /** Start connections to as many candidates as the limits allow. Cheap to call often. */
   dial(): void {
     if (this.closed || !this.host.wantsPeers()) return;
@@ -151,6 +177,7 @@ export class PeerManager {
       }
       c.failures = 0;
       c.lastError = undefined;
+      this.succeeded++;
       // Refused as a duplicate: we are already connected to this peer the other way; don't redial soon.
       if (!this.host.attach(socket, handshake, rest, c.addr, true)) c.nextAttemptAt = Date.now() + DUPLICATE_BACKOFF_MS;
     } catch (err) {
@@ -159,7 +186,7 @@ export class PeerManager {
       c.lastError = (err as Error).message;
       this.lastFailure = `${key}: ${c.lastError}`;
       if (c.failures >= MAX_FAILURES && !isExplicit(c.kind)) this.candidates.delete(key);
-      else c.nextAttemptAt = Date.now() + Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (c.failures - 1));
+      else c.nextAttemptAt = Date.now() + Math.min(this.host.maxBackoffMs ?? MAX_BACKOFF_MS, 1000 * 2 ** (c.failures - 1));
     } finally {
       c.dialing = false;
       this.dialing--;
@@ -171,7 +198,7 @@ export class PeerManager {
     const key = formatPeerAddress(addr);
     const c = this.candidates.get(key);
     if (!c) return;
-    const delay = isExplicit(c.kind) ? (wasError ? 5_000 : 2_000) : wasError ? 30_000 : 10_000;
+    const delay = Math.min(this.host.maxBackoffMs ?? MAX_BACKOFF_MS, isExplicit(c.kind) ? (wasError ? 5_000 : 2_000) : wasError ? 30_000 : 10_000);
     c.nextAttemptAt = Date.now() + delay;
   }
 

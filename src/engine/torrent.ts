@@ -26,6 +26,15 @@ export type { TorrentContext } from './context.js';
 const TICK_MS = 1000;
 /** Warn that no connection could be made once this many dials in a row failed with nothing connected. */
 const FAILED_DIALS_TO_WARN = 3;
+/**
+ * A connection that moved no payload either way for this long while neither side is interested does nothing for
+ * anyone: when slots are full it makes room for a newcomer (peer turnover), and keep-alives do not save it.
+ */
+const IDLE_TO_EVICT_MS = 5_000;
+/** Such a connection is dropped after this long even when nobody needs its slot. */
+const IDLE_TO_DROP_MS = 300_000;
+/** A download with no connection for this long, after failed attempts, says which addresses failed and why. */
+const NO_PEERS_WARN_MS = 15_000;
 
 /** One file of a torrent, readable while it downloads (see `Torrent.files`). */
 export interface TorrentFileView {
@@ -116,6 +125,7 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       isConnected: (address) => self.isConnected(address),
       attach: (socket, handshake, rest, addr, outbound) => self.attach(socket, handshake, rest, addr, outbound),
       wantsPeers: () => self.wantsPeers(),
+      ...(ctx.peerRetryMaxMs !== undefined ? { maxBackoffMs: ctx.peerRetryMaxMs } : {}),
     });
   }
 
@@ -399,7 +409,7 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
     const host = normalizeHost(socket.remoteAddress ?? '');
     if (this.stateValue === 'closed' || this.stateValue === 'error') return false;
     if (this.peerManager.isBanned(host)) return false;
-    if (this.conns.size >= this.ctx.maxPeersPerTorrent) return false;
+    if (this.conns.size >= this.ctx.maxPeersPerTorrent && !this.makeRoom()) return false;
     if (handshake.peerId.equals(this.ctx.peerId)) return false;
     return this.attach(socket, handshake, rest, { host, port: socket.remotePort ?? 0 }, false);
   }
@@ -442,6 +452,63 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
   /** Is a peer at this address connected, by the address we dialed or the listen port it told us (BEP 10 `p`)? */
   private isConnected(address: string): boolean {
     return this.conns.has(address) || this.byListenAddress.has(address);
+  }
+
+  /** Inbound connections from one address (the client limits them per address). */
+  inboundFrom(host: string): number {
+    let n = 0;
+    for (const c of this.conns.values()) if (!c.outbound && c.host === host) n++;
+    return n;
+  }
+
+  /**
+   * How long a connection has been useless: no payload either way since `lastPayloadAt` while neither side is
+   * interested (before the metadata: it cannot give us the metadata). 0 when it is useful.
+   */
+  private uselessFor(c: PeerConnection, now: number): number {
+    if (c.closed) return 0;
+    const content = this.ready();
+    if (content) {
+      if (c.peerInterested || c.amInterested || !c.greeted) return 0;
+    } else if (this.stateValue !== 'metadata' || c.supports('ut_metadata')) {
+      return 0;
+    }
+    return now - c.lastPayloadAt;
+  }
+
+  /** The connection useless for longest, if one has been for IDLE_TO_EVICT_MS. */
+  private leastUseful(now: number): PeerConnection | null {
+    let worst: PeerConnection | null = null;
+    let longest = IDLE_TO_EVICT_MS - 1;
+    for (const c of this.conns.values()) {
+      const idle = this.uselessFor(c, now);
+      if (idle > longest) { longest = idle; worst = c; }
+    }
+    return worst;
+  }
+
+  /** Drop the least useful connection to admit a newcomer; false when none is useless. */
+  makeRoom(): boolean {
+    const c = this.leastUseful(Date.now());
+    if (!c) return false;
+    c.destroy(new ShoalError('ETIMEOUT', `peer ${c.address} dropped for a newcomer: no data either way for ${Math.round((Date.now() - c.lastPayloadAt) / 1000)} s and nothing wanted`));
+    return true;
+  }
+
+  /**
+   * Once a tick: note which connections moved payload; drop those useless for IDLE_TO_DROP_MS; when the torrent is
+   * full and the peer manager has addresses waiting, turn one useless connection over.
+   */
+  private turnOver(now: number): void {
+    for (const c of this.conns.values()) {
+      const bytes = c.download.bytes + c.upload.bytes;
+      if (bytes !== c.payloadSeen) { c.payloadSeen = bytes; c.lastPayloadAt = now; }
+    }
+    for (const c of [...this.conns.values()]) {
+      if (this.uselessFor(c, now) >= IDLE_TO_DROP_MS) c.destroy(new ShoalError('ETIMEOUT', `peer ${c.address}: no data either way for ${Math.round((now - c.lastPayloadAt) / 1000)} s and nothing wanted`));
+    }
+    const full = this.conns.size >= this.ctx.maxPeersPerTorrent || this.ctx.globalSlots() <= 0;
+    if (full && this.wantsPeers() && this.peerManager.hasDialable()) this.makeRoom();
   }
 
   /** Connected peers (for extensions such as PEX). */
@@ -526,21 +593,35 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
     if (this.stateValue === 'closed' || this.stateValue === 'error') return;
     const now = Date.now();
     this.content?.tick(now);
+    this.turnOver(now);
     for (const t of this.tickers) t();
     this.peerManager.dial();
-    this.warnIfUnreachable();
+    this.warnIfUnreachable(now);
     this.debugCheck();
     this.emit('stats', this.stats());
   }
 
-  /** Peers were found but every connection attempt failed: say why once, rather than showing "0 peers" forever. */
-  private warnIfUnreachable(): void {
+  /**
+   * Peers were found but every connection attempt failed, or the download has had no peer for NO_PEERS_WARN_MS
+   * after failed attempts: say so once (again only after a peer connected in between), naming each address tried
+   * and its last error, rather than showing "0 peers" forever.
+   */
+  private warnIfUnreachable(now: number): void {
     const pm = this.peerManager;
-    if (this.failedDialsWarned || this.conns.size > 0 || pm.failures < FAILED_DIALS_TO_WARN || pm.failures < pm.attempts) return;
+    if (this.conns.size > 0) { this.noPeersSince = 0; return; }
+    if (this.noPeersSince === 0) this.noPeersSince = now;
+    if (this.failedDialsWarned || pm.failures === 0) return;
     if (!this.wantsPeers() || this.stateValue === 'seeding') return;
+    const allFailed = pm.failures >= FAILED_DIALS_TO_WARN && pm.succeeded === 0;
+    if (!allFailed && now - this.noPeersSince < NO_PEERS_WARN_MS) return;
     this.failedDialsWarned = true;
-    this.emit('warning', `found ${pm.knownCount} peer address(es) but every connection failed (${pm.failures} attempts); last: ${pm.lastFailure ?? 'unknown'}`);
+    const tried = pm.failureSummary() || (pm.lastFailure ?? 'unknown');
+    const head = allFailed
+      ? `found ${pm.knownCount} peer address(es) but every connection failed (${pm.failures} attempts)`
+      : `no peer connected for ${Math.round((now - this.noPeersSince) / 1000)} s (${pm.knownCount} address(es) known)`;
+    this.emit('warning', `${head}; still retrying. Tried: ${tried}`);
   }
+  private noPeersSince = 0;
 
   private debugCheck(): void {
     if (!this.ctx.debugInvariants) return;

@@ -11,8 +11,18 @@ export interface ClientOptions {
   clientName?: string;
   /** Connections across all torrents. Default 200. */
   maxConnections?: number;
+  /**
+   * Longest wait between two connection attempts to one address (1 s, doubling up to this). Default 30 000 ms.
+   * Addresses the user gave (explicit peers, a magnet's x.pe) are retried at this pace for as long as the torrent runs.
+   */
+  peerRetryMaxMs?: number;
   /** Connections per torrent. Default 60. */
   maxPeersPerTorrent?: number;
+  /**
+   * Inbound connections one IP address may hold (handshaking or not, all torrents together). Default 8; raise it
+   * when many peers share an address (a NATed fleet). Outbound connections, which we choose, are not counted.
+   */
+  maxConnectionsPerHost?: number;
   /** Upload and download limits in bytes per second; 0 = unlimited. */
   uploadLimit?: number;
   downloadLimit?: number;

@@ -11,6 +11,7 @@ export interface NetworkOptions {
   uploadLimit?: string;
   downloadLimit?: string;
   maxPeers?: string;
+  maxPeersPerHost?: string;
   originLimit?: string;
   /** commander's --no-lsd / --no-pex set these to false */
   lsd?: boolean;
@@ -63,6 +64,11 @@ export function clientOptions(opts: NetworkOptions, defaultPort: number): Client
     const n = Number(opts.maxPeers);
     if (!Number.isInteger(n) || n < 1) throw new ShoalError('EUSAGE', `--max-peers must be a positive number, got "${opts.maxPeers}"`);
     c.maxPeersPerTorrent = n;
+  }
+  if (opts.maxPeersPerHost !== undefined) {
+    const n = Number(opts.maxPeersPerHost);
+    if (!Number.isInteger(n) || n < 1) throw new ShoalError('EUSAGE', `--max-peers-per-host must be a positive number, got "${opts.maxPeersPerHost}"`);
+    c.maxConnectionsPerHost = n;
   }
   return c;
 }
