@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Metainfo } from '../metainfo/types.js';
 import { ShoalError } from '../util/errors.js';
-import { mediaContainerOf, mediaHeadTailPieces } from '../stream/media.js';
+import { mediaContainerOf, mediaHeadTailPieces, tailBytes } from '../stream/media.js';
 import { RateMeter } from './rate-meter.js';
 
 /** What the stream manager needs from the torrent's content. */
@@ -75,10 +75,7 @@ export class StreamManager {
     };
     if (start === 0) {
       // Media players read the head, then jump to the index at the end (MP4 moov, Matroska cues): fetch both first.
-      const container = mediaContainerOf(file.path.join('/'));
-      for (const r of mediaHeadTailPieces({ offset: file.offset, length: file.length }, meta.pieceLength, container)) {
-        for (let i = r.first; i <= r.last; i++) st.upfront.push(i);
-      }
+      st.upfront = upfrontPieces(meta, index);
     }
     const manager = this;
     const reader = new Readable({
@@ -134,11 +131,7 @@ export class StreamManager {
     const meta = this.host.meta;
     const file = meta.files[index];
     if (!file || file.padding || file.length === 0) return;
-    const list: number[] = [];
-    const container = mediaContainerOf(file.path.join('/'));
-    for (const r of mediaHeadTailPieces({ offset: file.offset, length: file.length }, meta.pieceLength, container)) {
-      for (let i = r.first; i <= r.last; i++) list.push(i);
-    }
+    const list = upfrontPieces(meta, index);
     const first = Math.floor(file.offset / meta.pieceLength);
     for (let i = first; i < first + MIN_WINDOW_PIECES; i++) if (i < meta.pieceCount) list.push(i);
     this.hinted = list.filter((i) => this.host.isWanted(i) && !this.host.hasPiece(i));
@@ -187,4 +180,24 @@ export class StreamManager {
     for (const st of this.readers) st.wake?.();
     this.readers.clear();
   }
+}
+
+/**
+ * What a player of file `index` asks for first, in the order it asks: the first piece (container header), then the
+ * tail where MP4 without faststart keeps its moov and Matroska its cues (the player jumps there next), then the rest of
+ * the head.
+ */
+function upfrontPieces(meta: Metainfo, index: number): number[] {
+  const file = meta.files[index]!;
+  const ranges = mediaHeadTailPieces({ offset: file.offset, length: file.length }, meta.pieceLength, mediaContainerOf(file.path.join('/')));
+  if (ranges.length === 0) return [];
+  const first = ranges[0]!.first;
+  const last = ranges[ranges.length - 1]!.last;
+  const tailLen = Math.min(file.length, tailBytes(file.length, mediaContainerOf(file.path.join('/'))));
+  // The head and tail ranges may have merged (a small file): the tail is still what the player asks for second.
+  const tailFirst = tailLen > 0 ? Math.floor((file.offset + file.length - tailLen) / meta.pieceLength) : last + 1;
+  const out: number[] = [first];
+  for (let i = Math.max(tailFirst, first + 1); i <= last; i++) out.push(i);
+  for (const r of ranges) for (let i = r.first; i <= r.last; i++) out.push(i);
+  return [...new Set(out)];
 }

@@ -65,6 +65,9 @@ test('fleet controllers share state through Redis', { timeout: 30_000 }, async (
   assert.deepEqual((await view(b)).versions, ['v1']);
   assert.equal((await post(b, '/api/releases', release('v1'))).status, 409, 'versions are unique across instances');
   assert.equal((await post(b, '/api/releases', release('v2'))).status, 201);
+  // B's release reaches A through Redis pub/sub: wait for it rather than race it.
+  const seenBy = Date.now() + 5000;
+  while ((await view(a)).versions.length < 2 && Date.now() < seenBy) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual((await view(a)).versions, ['v1', 'v2']);
 
   assert.equal((await post(b, '/api/agents/h1/report', { host: 'h1', addresses: [], channels: ['app'], peerPort: 1, current: { app: 'v2' }, releases: [] })).status, 200);

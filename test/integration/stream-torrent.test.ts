@@ -33,8 +33,9 @@ for (const layout of ['moovAtEnd', 'faststart'] as const) {
       const data = await readFile(file);
       const { meta } = await createTorrent(file, { pieceLength: 16 * KiB, creationDate: false });
       const bitrate = data.length / videos.durationSeconds;
-      // The seed serves the file from its own folder, at four times the video's bitrate.
-      const seed = await s.client({ uploadLimit: Math.ceil(4 * bitrate) });
+      // The seed serves the file from its own folder at 1.2 times the video's bitrate: the whole download takes
+      // over fifteen seconds, so what ffprobe and ffmpeg get before that came from streaming, not a finished file.
+      const seed = await s.client({ uploadLimit: Math.ceil(1.2 * bitrate) });
       await seed.add(meta, { path: join(file, '..') });
       const client = await s.client();
       const dl = await client.add(meta, { path: join(s.dir, 'dl'), peers: [{ host: '127.0.0.1', port: seed.port }] });
@@ -56,7 +57,6 @@ for (const layout of ['moovAtEnd', 'faststart'] as const) {
         assert.equal(r.status, 206);
         assert.ok(r.body.equals(data.subarray(a, b + 1)), `bytes ${a}-${b}`);
       }
-      await waitDone(dl, 40_000, 'downloader');
     });
   });
 }
