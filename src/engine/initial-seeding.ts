@@ -40,8 +40,6 @@ const MIN_OFFERS = 2;
  * selected other files); it stays advertised, but no longer holds the peer's offer budget or the piece.
  */
 export const STALE_OFFER_MS = 5000;
-/** A piece uploaded this long ago that no connected peer has is lost to the swarm (time to hash and announce it). */
-export const LOST_AFTER_MS = 10_000;
 /** Seconds of upload to a peer that its outstanding offers should cover. */
 export const OFFER_SECONDS = 0.25;
 
@@ -51,8 +49,6 @@ export class InitialSeeder {
   private readonly lastPieceLength: number;
   private readonly sent: Uint16Array;
   private readonly offeredCount: Uint16Array;
-  /** When each piece last finished uploading (ms): a peer announces it only after hashing it. */
-  private readonly sentAt: Float64Array;
   /** Pieces never uploaded, in random order; consumed from the front. */
   private readonly queue: number[];
   private unsent: number;
@@ -65,7 +61,6 @@ export class InitialSeeder {
     this.lastPieceLength = lastPieceLength;
     this.sent = new Uint16Array(pieceCount);
     this.offeredCount = new Uint16Array(pieceCount);
-    this.sentAt = new Float64Array(pieceCount);
     this.queue = Array.from({ length: pieceCount }, (_, i) => i);
     for (let i = pieceCount - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1));
@@ -91,12 +86,12 @@ export class InitialSeeder {
   }
 
   /** Top up a peer's offers (after it connected, sent its bitfield, or finished an offered piece). */
-  offer(peer: SeedingPeer): void {
+  offer(peer: SeedingPeer, allowShared = true): void {
     const st = this.peers.get(peer);
     if (!st || !this.activeFlag) return;
     const want = Math.max(MIN_OFFERS, Math.ceil((peer.uploadRate() * OFFER_SECONDS) / this.pieceLength));
     while (st.offered.size < want) {
-      const index = this.choose(peer, st);
+      const index = this.choose(peer, st, allowShared);
       if (index < 0) return;
       st.offered.set(index, 0);
       st.offeredAt.set(index, Date.now());
@@ -106,8 +101,11 @@ export class InitialSeeder {
     }
   }
 
-  /** The piece to offer next: never sent and never offered, else never sent (a slow peer holds it), else none. */
-  private choose(peer: SeedingPeer, st: PeerOffers): number {
+  /**
+   * The piece to offer next: never sent and never offered, else (when `allowShared`) never sent but offered to a slow
+   * peer that holds it, else none.
+   */
+  private choose(peer: SeedingPeer, st: PeerOffers, allowShared: boolean): number {
     const q = this.queue;
     while (q.length > 0 && this.sent[q[0]!]! > 0) q.shift();
     let fallback = -1;
@@ -117,7 +115,7 @@ export class InitialSeeder {
       if (this.offeredCount[i] === 0) return i;
       if (fallback < 0) fallback = i;
     }
-    return fallback;
+    return allowShared ? fallback : -1;
   }
 
   /** We uploaded a block of `index` to the peer. */
@@ -133,7 +131,6 @@ export class InitialSeeder {
       return;
     }
     this.withdraw(st, index);
-    this.sentAt[index] = Date.now();
     if (this.sent[index]!++ === 0) this.unsent--;
     if (this.unsent === 0) this.finish();
     else this.offer(peer);
@@ -183,34 +180,29 @@ export class InitialSeeder {
   }
 
   /**
-   * Once a second: reconcile with what connected peers actually have, then offer to every peer below its budget.
-   * - A piece some peer has is in the swarm, however it got there: it needs no upload from us (pieces that spread
-   *   peer to peer never count as "sent" otherwise, and the seeder would never finish).
-   * - A piece we sent whose every holder has left, and that nobody is fetching, is lost to the swarm: it becomes
-   *   unsent again and is offered anew.
-   * Offers are otherwise topped up only on events; a peer lacking only a piece offered elsewhere would wait for an
-   * event that never comes, and the swarm would stall on its last piece.
+   * Once a second: count a piece some connected peer has as in the swarm, however it got there, then offer to every
+   * peer below its budget. Without the first, pieces that spread peer to peer after their only receiver from us left
+   * never count, the seeder never finishes, and the swarm stalls on the piece nobody was offered again (finishing
+   * advertises everything). Without the second, a peer lacking only pieces offered elsewhere waits for an event that
+   * never comes. A piece is never declared lost: the seed sees only its own connections, and a holder that merely
+   * disconnected from us would be uploaded again.
    */
-  topUp(now = Date.now()): void {
+  topUp(): void {
     if (!this.activeFlag) return;
     const peers = [...this.peers.keys()];
     for (let i = 0; i < this.pieceCount; i++) {
-      const held = peers.some((p) => p.has(i));
-      if (held && this.sent[i] === 0) {
+      if (this.sent[i] === 0 && peers.some((p) => p.has(i))) {
         this.sent[i] = 1;
         this.unsent--;
-      } else if (!held && this.sent[i]! > 0 && this.offeredCount[i] === 0 && peers.length > 0 && now - this.sentAt[i]! > LOST_AFTER_MS) {
-        this.sent[i] = 0;
-        this.unsent++;
-        this.queue.push(i);
-        for (const st of this.peers.values()) st.advertised.delete(i);
       }
     }
     if (this.unsent === 0) {
       this.finish();
       return;
     }
-    for (const [peer, st] of this.peers) if (st.offered.size < MIN_OFFERS) this.offer(peer);
+    // Only pieces nobody holds an offer for: sharing an offer here, every second, would have two peers pull the same
+    // piece from the origin (the event-driven offers still fall back to shared pieces when nothing else is left).
+    for (const [peer, st] of this.peers) if (st.offered.size < MIN_OFFERS) this.offer(peer, false);
   }
 
   private withdraw(st: PeerOffers, index: number): void {
