@@ -40,6 +40,8 @@ const MIN_OFFERS = 2;
  * selected other files); it stays advertised, but no longer holds the peer's offer budget or the piece.
  */
 export const STALE_OFFER_MS = 5000;
+/** A piece uploaded this long ago that no connected peer has left the swarm with its receiver (time to hash and announce). */
+export const LOST_AFTER_MS = 10_000;
 /** Seconds of upload to a peer that its outstanding offers should cover. */
 export const OFFER_SECONDS = 0.25;
 
@@ -49,6 +51,8 @@ export class InitialSeeder {
   private readonly lastPieceLength: number;
   private readonly sent: Uint16Array;
   private readonly offeredCount: Uint16Array;
+  /** When each piece last finished uploading (ms): a peer announces it only after hashing it. */
+  private readonly sentAt: Float64Array;
   /** Pieces never uploaded, in random order; consumed from the front. */
   private readonly queue: number[];
   private unsent: number;
@@ -61,6 +65,7 @@ export class InitialSeeder {
     this.lastPieceLength = lastPieceLength;
     this.sent = new Uint16Array(pieceCount);
     this.offeredCount = new Uint16Array(pieceCount);
+    this.sentAt = new Float64Array(pieceCount);
     this.queue = Array.from({ length: pieceCount }, (_, i) => i);
     for (let i = pieceCount - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1));
@@ -131,6 +136,7 @@ export class InitialSeeder {
       return;
     }
     this.withdraw(st, index);
+    this.sentAt[index] = Date.now();
     if (this.sent[index]!++ === 0) this.unsent--;
     if (this.unsent === 0) this.finish();
     else this.offer(peer);
@@ -180,25 +186,26 @@ export class InitialSeeder {
   }
 
   /**
-   * Once a second: count a piece some connected peer has as in the swarm, however it got there, then offer to every
-   * peer below its budget. Without the first, pieces that spread peer to peer after their only receiver from us left
-   * never count, the seeder never finishes, and the swarm stalls on the piece nobody was offered again (finishing
-   * advertises everything). Without the second, a peer lacking only pieces offered elsewhere waits for an event that
-   * never comes. A piece is never declared lost: the seed sees only its own connections, and a holder that merely
-   * disconnected from us would be uploaded again.
+   * Once a second: a piece we uploaded that no connected peer has had for LOST_AFTER_MS, and that nobody is fetching,
+   * left with the peer that got it: it becomes unsent again and is offered anew. Then offer to every peer below its
+   * budget. Without these, a downloader that lacks only such a piece waits for an event that never comes, and the swarm
+   * stalls on its last piece.
+   *
+   * Pieces that peers hold are deliberately *not* counted as sent here: that would end initial seeding early, and
+   * advertising everything at once made the origin send 1.4 copies instead of 1.2 in the 16-host swarm benchmark.
    */
-  topUp(): void {
+  topUp(now = Date.now()): void {
     if (!this.activeFlag) return;
     const peers = [...this.peers.keys()];
-    for (let i = 0; i < this.pieceCount; i++) {
-      if (this.sent[i] === 0 && peers.some((p) => p.has(i))) {
-        this.sent[i] = 1;
-        this.unsent--;
+    if (peers.length > 0) {
+      for (let i = 0; i < this.pieceCount; i++) {
+        if (this.sent[i] === 0 || this.offeredCount[i] !== 0 || now - this.sentAt[i]! < LOST_AFTER_MS) continue;
+        if (peers.some((p) => p.has(i))) continue;
+        this.sent[i] = 0;
+        this.unsent++;
+        this.queue.push(i);
+        for (const st of this.peers.values()) st.advertised.delete(i);
       }
-    }
-    if (this.unsent === 0) {
-      this.finish();
-      return;
     }
     // Only pieces nobody holds an offer for: sharing an offer here, every second, would have two peers pull the same
     // piece from the origin (the event-driven offers still fall back to shared pieces when nothing else is left).
