@@ -640,6 +640,7 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
     const wantedHave = content ? wantedTotal - content.picker.missingCount() : 0;
     const downloadRate = content ? content.downloadMeter.rate(now) : 0;
     const left = content ? content.leftBytes : meta ? meta.length : 0;
+    const dht = this.ctx.dht?.stats();
     return {
       infoHash: this.infoHashHex,
       name: this.name,
@@ -666,7 +667,7 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       state: this.stateValue,
       knownPeers: this.peerManager.knownCount,
       piecesInFlight: content?.downloader.piecesInFlight ?? 0,
-      ...(this.ctx.dht ? { dht: { nodes: this.ctx.dht.stats().nodes, lookups: this.ctx.dht.stats().lookups } } : {}),
+      ...(dht ? { dht: { nodes: dht.nodes, lookups: dht.lookups } } : {}),
     };
   }
 

@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import { setMaxListeners } from 'node:events';
 import { Agent } from 'undici';
 import type { Metainfo } from '../metainfo/types.js';
@@ -428,11 +429,8 @@ const TLS_CERT_CODES = new Set([
   'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_REVOKED', 'CERT_UNTRUSTED',
 ]);
 
-const REASONS: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 405: 'Method Not Allowed', 408: 'Request Timeout', 429: 'Too Many Requests',
-  500: 'Internal Server Error', 501: 'Not Implemented', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
-};
-function reason(status: number): string { const r = REASONS[status]; return r ? ` ${r}` : ''; }
+/** The standard reason phrase (Node's own table), for messages such as "server error 503 Service Unavailable". */
+function reason(status: number): string { const r = STATUS_CODES[status]; return r ? ` ${r}` : ''; }
 
 function header(h: Record<string, string | string[] | undefined>, name: string): string | undefined {
   const v = h[name];

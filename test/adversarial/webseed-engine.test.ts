@@ -111,7 +111,7 @@ test('wrong bytes for one range: the piece fails its hash, is fetched again, and
   const bad = await serve((req, res) => sendRange(req, res, CORRUPT));
   const s = await setup();
   try {
-    const { t, warnings, done, client } = await download(s, [bad.url], { waitMs: 8000, until: /this web seed is disabled/ });
+    const { t, warnings, done, client } = await download(s, [bad.url], { waitMs: 20_000, until: /this web seed is disabled/ });
     try {
       assert.equal(done, false);
       const st = t.stats();
