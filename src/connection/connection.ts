@@ -54,6 +54,10 @@ export class UploadSlot {
   readonly granted = new Set<number>();
   bytes = 0;
   readonly meter = new RateMeter();
+  /** Borrowed blocks handed to the transport, oldest first, until their writes complete (then released). */
+  readonly sent: Buffer[] = [];
+  /** Releases the oldest sent block; made once per connection by the uploader, so a block costs no closure. */
+  onBlockWritten: (() => void) | null = null;
 }
 
 /**
@@ -239,8 +243,11 @@ export class PeerConnection implements ExtensionConnection {
   sendRequests(blocks: Uint32Array, count: number): void { this.wire.requests(blocks, count); }
   sendCancel(index: number, begin: number, length: number): void { this.wire.cancel(index, begin, length); }
   sendHave(index: number): void { if (!this.closed) this.wire.have(index); }
-  /** Sends a block without copying it; false when the transport wants a drain first. */
-  sendPiece(index: number, begin: number, block: Buffer): boolean { return this.wire.piece(index, begin, block); }
+  /**
+   * Sends a block without copying it; false when the transport wants a drain first. `done` runs once the
+   * transport no longer needs `block` (see PeerWire.piece).
+   */
+  sendPiece(index: number, begin: number, block: Buffer, done?: () => void): boolean { return this.wire.piece(index, begin, block, done); }
   sendReject(index: number, begin: number, length: number): void { if (this.fast) this.wire.reject(index, begin, length); }
   sendAllowedFast(index: number): void { if (this.fast) this.wire.allowedFast(index); }
   sendDhtPort(port: number): void { this.wire.port(port); }

@@ -163,7 +163,9 @@ export class TorrentContent {
       have,
       uploadBucket: this.host.ctx.uploadBucket,
       readBlock: (index, begin, length) => this.storage.readBlock(index, begin, length),
-      cachedBlock: (index, begin, length) => this.storage.cachedBlock(index, begin, length),
+      borrowBlock: (index, begin, length) => this.storage.borrowBlock(index, begin, length),
+      releaseBlock: (block) => this.storage.releaseBlock(block),
+      preload: (index) => this.storage.preload(index),
       uploaded: (peer, index, bytes) => {
         this.seeder?.blockSent(peer, index, bytes);
         peer.upload.bytes += bytes;

@@ -23,11 +23,13 @@ import type { TorrentContent } from './content.js';
  *      overwritten by the block's next sender), so no piece waits forever for a copy that will never finish.
  *  C5. Web seeds are block sources like connections: a usable web seed's outstanding requests are the picker's record
  *      of its requests (as C3); a dropped (closed) web seed has no request left, neither of its own nor in the picker.
+ * The storage's piece cache checks its own (P1–P3, piece-cache.ts): recycled memory is never still in use.
  */
 export function checkInvariants(content: TorrentContent, connections: Iterable<PeerConnection>): void {
   const fail = (msg: string): never => { throw new Error(`torrent invariant: ${msg}`); };
   const picker = content.picker;
   picker.checkInvariants();
+  content.storage.checkInvariants();
   const n = content.meta.pieceCount;
   const have = content.storage.have;
 

@@ -13,8 +13,11 @@ export interface UploadHost {
   readonly have: Bitfield;
   readonly uploadBucket: TokenBucket | null;
   readBlock(index: number, begin: number, length: number): Promise<Buffer>;
-  /** The block if it can be had without waiting (piece cache), else undefined. */
-  cachedBlock(index: number, begin: number, length: number): Buffer | undefined;
+  /** The block if it can be had without waiting (piece cache), else undefined; valid until releaseBlock(). */
+  borrowBlock(index: number, begin: number, length: number): Buffer | undefined;
+  releaseBlock(block: Buffer): void;
+  /** Bring a piece into the cache; resolves when borrowBlock would find it (unless evicted meanwhile). */
+  preload(index: number): Promise<void>;
   /** Payload bytes of piece `index` sent to a peer. */
   uploaded(peer: Peer, index: number, bytes: number): void;
   protocolError(peer: Peer, reason: string): void;
@@ -25,7 +28,8 @@ export interface UploadHost {
 /**
  * Serves peers' requests: validates them, reads from storage (whose piece cache makes consecutive blocks of one
  * piece a single disk read) and writes them to the socket without copying, pausing while the socket's buffer is full
- * and while the upload limit is exhausted.
+ * and while the upload limit is exhausted. Blocks are borrowed from the cache and released when their write
+ * completes (UploadSlot.sent, in write order), so the cache can recycle piece memory instead of allocating.
  */
 export class Uploader {
   private readonly host: UploadHost;
@@ -108,23 +112,36 @@ export class Uploader {
             if (q[0] !== r) continue; // cancelled while waiting
           }
         }
-        let block = this.host.cachedBlock(r.index, r.begin, r.length);
+        let block = this.host.borrowBlock(r.index, r.begin, r.length);
         if (block === undefined) {
           if (corked) { peer.uncork(); corked = false; }
           this.prefetchNext(q, r.index);
           try {
-            block = await this.host.readBlock(r.index, r.begin, r.length);
+            // Usually the piece is then cached; if many peers evicted it meanwhile, read a copy of our own.
+            await this.host.preload(r.index);
+            if (peer.closed) return;
+            if (q[0] !== r) continue; // cancelled (or choked) while reading
+            block = this.host.borrowBlock(r.index, r.begin, r.length);
+            if (block === undefined) {
+              const copy = await this.host.readBlock(r.index, r.begin, r.length);
+              if (peer.closed) return;
+              if (q[0] === r) {
+                q.shift();
+                peer.sendPiece(r.index, r.begin, copy);
+                this.host.uploaded(peer, r.index, r.length);
+              }
+              continue;
+            }
           } catch (err) {
             this.host.protocolError(peer, `cannot read piece ${r.index}: ${(err as Error).message}`);
             return;
           }
-          if (peer.closed) return;
-          if (q[0] !== r) continue; // cancelled (or choked) while reading
         }
         q.shift();
         // Blocks from the cache go out in corked batches: one writev for many blocks instead of one per block.
         if (!corked) { peer.cork(); corked = true; batch = 0; }
-        peer.sendPiece(r.index, r.begin, block);
+        peer.upload.sent.push(block);
+        peer.sendPiece(r.index, r.begin, block, peer.upload.onBlockWritten ??= this.releaser(peer));
         this.host.uploaded(peer, r.index, r.length);
         if (++batch >= BATCH_BLOCKS) { peer.uncork(); corked = false; }
       }
@@ -139,12 +156,18 @@ export class Uploader {
     for (let i = 1; i < q.length && i < 64; i++) {
       const next = q[i]!;
       if (next.index !== current) {
-        if (this.host.cachedBlock(next.index, next.begin, next.length) === undefined) {
-          this.host.readBlock(next.index, next.begin, next.length).catch(() => undefined);
-        }
+        this.host.preload(next.index).catch(() => undefined);
         return;
       }
     }
+  }
+
+  private releaser(peer: Peer): () => void {
+    const sent = peer.upload.sent;
+    return () => {
+      const block = sent.shift();
+      if (block !== undefined) this.host.releaseBlock(block);
+    };
   }
 }
 

@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { STATE_DIR_NAME, checkTorrentName, resolveInside } from '../metainfo/paths.js';
 import { pieceHashAt, type Metainfo, type TorrentFile } from '../metainfo/types.js';
 import { Bitfield } from '../util/bitfield.js';
+import { PieceCache } from './piece-cache.js';
 import { ShoalError } from '../util/errors.js';
 import { sha1Transfer } from '../util/sha1.js';
 import { pieceRange, pieceSpanOfFile, segmentsForRange, type Segment } from './file-map.js';
@@ -69,13 +70,12 @@ export class Storage {
   private readonly files: readonly TorrentFile[];
   private readonly pool: FilePool;
   private readonly onWarning: ((message: string) => void) | undefined;
-  private readonly cacheLimit: number;
   private readonly resumeInterval: number;
   private readonly hashConcurrency: number;
-  /** Whole pieces for readBlock, in LRU order. */
-  private readonly cache = new Map<number, Buffer>();
-  private cacheUsed = 0;
-  private readonly reading = new Map<number, Promise<Buffer>>();
+  /** Whole pieces for uploading and readers, in LRU order, their memory recycled (see piece-cache.ts). */
+  private readonly cache: PieceCache;
+  /** Disk reads in progress for the cache; `shared` once a caller that may keep the buffer awaits it. */
+  private readonly reading = new Map<number, { promise: Promise<Buffer>; shared: boolean }>();
   /** Sources written since the last save: they need fdatasync and a fresh stamp before the next record. */
   private readonly dirty = new Set<number>();
   private stamps: FileStamp[];
@@ -116,7 +116,7 @@ export class Storage {
     this.partsPath = join(this.resumePath ? dirname(this.resumePath) : join(root, STATE_DIR_NAME), `${meta.infoHashHex}.parts`);
     this.pool = new FilePool(opts.maxOpenFiles ?? 64);
     this.onWarning = opts.onWarning;
-    this.cacheLimit = opts.cacheBytes ?? DEFAULT_CACHE;
+    this.cache = new PieceCache(opts.cacheBytes ?? DEFAULT_CACHE, meta.pieceLength);
     this.resumeInterval = opts.resumeIntervalMs ?? 5000;
     this.hashConcurrency = Math.max(1, opts.hashConcurrency ?? 6);
     this.stamps = meta.files.map(() => MISSING);
@@ -216,13 +216,26 @@ export class Storage {
   }
 
   /**
-   * The block if its piece is in the cache, without a promise: a seed sends the blocks of one piece in a row,
-   * and skipping an await per block matters at hundreds of MB/s. Undefined means "use readBlock".
+   * A block of a cached piece, without a promise (a seed sends the blocks of one piece in a row, and skipping an
+   * await per block matters at hundreds of MB/s), valid until `releaseBlock(block)`: its memory is not recycled
+   * before. Undefined means "not cached: preload() it, or use readBlock".
    */
-  cachedBlock(index: number, begin: number, length: number): Buffer | undefined {
-    const hit = this.cache.get(index);
-    if (hit === undefined || begin + length > hit.length) return undefined;
-    return hit.subarray(begin, begin + length);
+  borrowBlock(index: number, begin: number, length: number): Buffer | undefined {
+    return this.cache.borrow(index, begin, length);
+  }
+
+  /** The borrower of `block` is done with it (for a socket: the write completed). Once per borrow. */
+  releaseBlock(block: Buffer): void {
+    this.cache.release(block);
+  }
+
+  /** Bring piece `index` (which we have) into the cache; resolves when it is there (or could not be kept). */
+  async preload(index: number): Promise<void> {
+    this.assertOpen();
+    this.range(index);
+    if (this.cache.has(index)) return;
+    if (!this.have.get(index)) throw new ShoalError('EUSAGE', `piece ${index} is not available on disk`);
+    await this.startRead(index, false);
   }
 
   /** Read a whole piece we have. The returned buffer may be shared with the piece cache: do not modify it. */
@@ -232,33 +245,45 @@ export class Storage {
     return this.getPiece(index);
   }
 
+  /** The piece for a caller that may keep it: its memory is never recycled. */
   private getPiece(index: number): Promise<Buffer> {
     if (!this.have.get(index)) return Promise.reject(new ShoalError('EUSAGE', `piece ${index} is not available on disk`));
     const hit = this.cache.get(index);
-    if (hit) {
-      this.cache.delete(index);
-      this.cache.set(index, hit);
-      return Promise.resolve(hit);
+    if (hit) return Promise.resolve(hit);
+    return this.startRead(index, true);
+  }
+
+  private startRead(index: number, shared: boolean): Promise<Buffer> {
+    const running = this.reading.get(index);
+    if (running) {
+      if (shared) running.shared = true;
+      return running.promise;
     }
-    let p = this.reading.get(index);
-    if (!p) {
-      p = this.readRange(index, true).then((buf) => {
-        if (this.have.get(index) && this.reading.get(index) === p) this.cacheInsert(index, buf);
-        return buf;
-      }).finally(() => { if (this.reading.get(index) === p) this.reading.delete(index); });
-      this.reading.set(index, p);
-    }
-    return p;
+    const rec = { promise: null as unknown as Promise<Buffer>, shared };
+    const current = (): boolean => this.reading.get(index) === rec;
+    rec.promise = this.readRange(index, true, true).then((buf) => {
+      // Leave `reading` before the insert, so no caller can join a read whose buffer is already cached unshared.
+      if (current()) {
+        this.reading.delete(index);
+        if (this.have.get(index)) this.cache.insert(index, buf, rec.shared);
+      }
+      return buf;
+    }, (err: unknown) => {
+      if (current()) this.reading.delete(index);
+      throw err;
+    });
+    this.reading.set(index, rec);
+    return rec.promise;
   }
 
   /**
    * Assemble a piece from its files. Padding reads as zeros. With `strict`, a file shorter than expected is an
    * error (someone truncated it under us); otherwise the missing bytes read as zeros and simply fail the hash.
    */
-  private async readRange(index: number, strict: boolean): Promise<Buffer> {
+  private async readRange(index: number, strict: boolean, forCache = false): Promise<Buffer> {
     const { offset, length } = this.range(index);
     // Its own ArrayBuffer, so a recheck can move it to the hash worker instead of copying it.
-    const buf = Buffer.allocUnsafeSlow(length);
+    const buf = forCache ? this.cache.allocate(length) : Buffer.allocUnsafeSlow(length);
     await Promise.all(segmentsForRange(this.files, offset, length).map(async (seg) => {
       const t = this.target(seg);
       if (!t) { buf.fill(0, seg.bufferOffset, seg.bufferOffset + seg.length); return; }
@@ -271,22 +296,14 @@ export class Storage {
     return buf;
   }
 
-  private cacheInsert(index: number, buf: Buffer): void {
-    if (buf.length > this.cacheLimit) return;
-    this.uncache(index);
-    while (this.cacheUsed + buf.length > this.cacheLimit) {
-      const oldest = this.cache.keys().next();
-      if (oldest.done) break;
-      this.uncache(oldest.value);
-    }
-    this.cache.set(index, buf);
-    this.cacheUsed += buf.length;
+  private uncache(index: number): void {
+    this.cache.delete(index);
+    this.reading.delete(index);
   }
 
-  private uncache(index: number): void {
-    const b = this.cache.get(index);
-    if (b) { this.cache.delete(index); this.cacheUsed -= b.length; }
-    this.reading.delete(index);
+  /** Throws if the piece cache's invariants do not hold (debug mode). */
+  checkInvariants(): void {
+    this.cache.check();
   }
 
   // ---- checking ----
@@ -319,7 +336,6 @@ export class Storage {
 
     this.have.clear();
     this.cache.clear();
-    this.cacheUsed = 0;
     this.reading.clear();
     const toHash: number[] = [];
     let trusted = 0;
@@ -489,7 +505,6 @@ export class Storage {
     }
     await this.pool.closeAll();
     this.cache.clear();
-    this.cacheUsed = 0;
   }
 
   // ---- helpers ----

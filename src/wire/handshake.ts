@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { ShoalError } from '../util/errors.js';
+import { connectReusingBuffer, isVolatile, readFrom, resumeReading } from './socket-reader.js';
 import type { HandshakeInfo } from './types.js';
 
 export const HANDSHAKE_LENGTH = 68;
@@ -73,10 +74,12 @@ export function readHandshake(socket: net.Socket, timeoutMs: number): Promise<{ 
     const parts: Buffer[] = [];
     let have = 0;
     let prefixOk = false;
+    const volatile = isVolatile(socket);
+    let detach = (): void => undefined;
 
     const cleanup = (): void => {
       clearTimeout(timer);
-      socket.off('data', onData);
+      detach();
       socket.off('end', onEnd);
       socket.off('close', onEnd);
       socket.off('error', onError);
@@ -86,7 +89,9 @@ export function readHandshake(socket: net.Socket, timeoutMs: number): Promise<{ 
       socket.pause();
       reject(err);
     };
-    const onData = (chunk: Buffer): void => {
+    const onData = (received: Buffer): void => {
+      // A dialed socket's chunk is only valid during this call (socket-reader.ts); the handshake is tiny to copy.
+      const chunk = volatile ? Buffer.from(received) : received;
       parts.push(chunk);
       have += chunk.length;
       if (!prefixOk) {
@@ -114,11 +119,11 @@ export function readHandshake(socket: net.Socket, timeoutMs: number): Promise<{ 
     const timer = setTimeout(
       () => fail(new ShoalError('ETIMEOUT', `peer ${where} sent no handshake within ${timeoutMs} ms`)), timeoutMs);
 
-    socket.on('data', onData);
+    detach = readFrom(socket, onData);
     socket.on('end', onEnd);
     socket.on('close', onEnd);
     socket.on('error', onError);
-    socket.resume();
+    resumeReading(socket);
   });
 }
 
@@ -137,7 +142,7 @@ export async function connectPeer(
   const started = Date.now();
   const connectOpts: net.NetConnectOpts = { host: addr.host, port: addr.port };
   if (opts.localAddress !== undefined) connectOpts.localAddress = opts.localAddress;
-  const socket = net.connect(connectOpts);
+  const socket = connectReusingBuffer(connectOpts);
   socket.setNoDelay(true);
 
   await new Promise<void>((resolve, reject) => {

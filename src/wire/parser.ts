@@ -16,6 +16,11 @@ export interface ParserOptions {
   fast?: boolean;
   /** BEP 10 negotiated: when false, extended messages are protocol errors (default true). */
   extended?: boolean;
+  /**
+   * Pushed chunks are only valid during push() (a reused read buffer, see socket-reader.ts): extended payloads are
+   * copied before they reach handlers, which may keep them. Blocks are copied into their targets either way.
+   */
+  volatileInput?: boolean;
   /** Protocol violations stop the parser and are reported here; without it, push() throws them. */
   onError?: (err: ShoalError) => void;
 }
@@ -70,6 +75,7 @@ export class MessageParser {
   private readonly maxBlockLength: number;
   private readonly fast: boolean;
   private readonly extended: boolean;
+  private readonly volatileInput: boolean;
   private readonly onError: ((err: ShoalError) => void) | undefined;
 
   private state = S_HEAD;
@@ -96,6 +102,7 @@ export class MessageParser {
     this.maxBlockLength = opts.maxBlockLength ?? DEFAULT_MAX_BLOCK_LENGTH;
     this.fast = opts.fast ?? true;
     this.extended = opts.extended ?? true;
+    this.volatileInput = opts.volatileInput ?? false;
     this.onError = opts.onError;
   }
 
@@ -327,7 +334,8 @@ export class MessageParser {
       case MessageId.AllowedFast: h.onAllowedFast(buf.readUInt32BE(off + 1)); return;
       case MessageId.Extended: {
         const extId = buf[off + 1]!;
-        const payload = buf.subarray(off + 2, off + len);
+        const view = buf.subarray(off + 2, off + len);
+        const payload = this.volatileInput ? Buffer.from(view) : view;
         if (extId === 0) h.onExtendedHandshake(this.decodeExtendedHandshake(payload));
         else h.onExtended(extId, payload);
         return;

@@ -7,6 +7,7 @@ import {
 } from './encode.js';
 import { formatAddress } from './handshake.js';
 import { MessageParser } from './parser.js';
+import { isVolatile, readFrom, resumeReading } from './socket-reader.js';
 import { MessageId, type WireHandler } from './types.js';
 
 /** Any byte stream: a TCP socket today, a uTP stream later. Socket extras are used when present. */
@@ -51,6 +52,7 @@ export class PeerWire {
   private readonly where: string;
   private destroyed = false;
   private timer: NodeJS.Timeout | null = null;
+  private readonly detachReader: () => void;
   // Timestamps are only taken in the periodic check: per-message work is just the byte counters.
   private checkedReceived = -1;
   private checkedSent = -1;
@@ -86,6 +88,7 @@ export class PeerWire {
       maxBlockLength: opts.maxBlockLength,
       fast: opts.fast,
       extended: opts.extended,
+      volatileInput: isVolatile(socket),
       onError: (err) => this.destroy(new ShoalError('EWIRE', `${err.message} [peer ${this.where}]`, { cause: err })),
     });
     socket.setNoDelay?.(true);
@@ -95,7 +98,7 @@ export class PeerWire {
     socket.on('close', this.onSocketClose);
     socket.on('end', this.onSocketClose);
     socket.on('drain', this.onSocketDrain);
-    socket.on('data', this.onData);
+    this.detachReader = readFrom(socket, this.onData);
 
     const now = Date.now();
     this.lastReceiveAt = now;
@@ -110,7 +113,7 @@ export class PeerWire {
     process.nextTick(() => {
       if (this.destroyed) return;
       if (rest !== undefined && rest.length > 0) this.onData(rest);
-      if (!this.destroyed) socket.resume();
+      if (!this.destroyed) resumeReading(socket);
     });
     if (socket.destroyed) process.nextTick(() => this.destroy());
   }
@@ -157,14 +160,19 @@ export class PeerWire {
 
   /**
    * Sends a block without copying it: the socket holds `block` until written, so do not modify it meanwhile.
+   * `done` is called once the socket no longer needs `block` (written, failed, or never sent because the wire is
+   * destroyed), in the order blocks were sent while the socket is open.
    * Returns false when the socket wants a drain (handler.onDrain follows).
    */
-  piece(index: number, begin: number, block: Buffer): boolean {
-    if (this.destroyed) return false;
+  piece(index: number, begin: number, block: Buffer, done?: () => void): boolean {
+    if (this.destroyed) {
+      done?.();
+      return false;
+    }
     const s = this.socket;
     s.cork();
     s.write(encodePieceHeader(index, begin, block.length));
-    const ok = s.write(block);
+    const ok = done === undefined ? s.write(block) : s.write(block, done);
     s.uncork();
     this.bytesSent += 13 + block.length;
     return ok;
@@ -203,7 +211,7 @@ export class PeerWire {
       clearInterval(this.timer);
       this.timer = null;
     }
-    this.socket.off('data', this.onData);
+    this.detachReader();
     this.socket.off('drain', this.onSocketDrain);
     // The error listener stays: a destroyed socket may still report a pending write failure.
     this.socket.destroy();
