@@ -98,30 +98,16 @@ export async function sha1Async(data: Uint8Array): Promise<Buffer> {
 }
 
 /**
- * Hash `data` in a worker without copying it. On a SharedArrayBuffer (see `allocateShared`) the worker reads the
- * same memory; otherwise `data` must own its whole ArrayBuffer (e.g. from Buffer.allocUnsafeSlow), which moves to
- * the worker and back. Either way nothing may modify `data` until the promise resolves, and the caller must use
- * the returned `data` (a moved buffer comes back as a new object).
+ * Hash `data` in a worker, moving its memory there and back instead of copying. `data` must own its whole
+ * ArrayBuffer (e.g. from Buffer.allocUnsafeSlow) and is unusable until the promise resolves with it again.
  */
 export async function sha1Transfer(data: Buffer): Promise<{ digest: Buffer; data: Buffer }> {
-  if (data.byteLength >= INLINE_BELOW && data.buffer instanceof SharedArrayBuffer) {
-    return { digest: (await hashPool().hash(data, false)).digest, data };
-  }
   if (data.byteLength < INLINE_BELOW || data.byteOffset !== 0 || data.buffer.byteLength !== data.byteLength || !(data.buffer instanceof ArrayBuffer)) {
     return { digest: sha1(data), data };
   }
   const length = data.byteLength; // `data` is detached once posted
   const r = await hashPool().hash(data, true);
   return { digest: r.digest, data: Buffer.from(r.data!, 0, length) };
-}
-
-/**
- * A buffer for data that is hashed repeatedly in workers (the downloader's piece buffers). Shared memory goes to a
- * worker and back without a transfer: a transferred ArrayBuffer returns as a new 1 MiB external allocation, and
- * V8 answers that churn with garbage collections (8 mark-compacts per 512 MiB downloaded).
- */
-export function allocateShared(length: number): Buffer {
-  return Buffer.from(new SharedArrayBuffer(length));
 }
 
 /** Synchronous SHA-1 for small inputs (handshakes, info dicts, blocks of a failed piece). */
