@@ -1,0 +1,100 @@
+// Dialed sockets read into one reused buffer (socket-reader.ts): bytes must arrive complete and in order, including
+// those that came while no reader was attached, and whatever a reader keeps must survive later reads.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { connectReusingBuffer, isVolatile, readFrom, resumeReading } from '../../src/wire/socket-reader.js';
+import { MessageParser } from '../../src/wire/parser.js';
+import { encodeExtended } from '../../src/wire/encode.js';
+import { pseudoRandom } from '../helpers/make-meta.js';
+import type { WireHandler } from '../../src/wire/types.js';
+
+async function server(onSocket: (s: net.Socket) => void): Promise<{ port: number; close(): Promise<void> }> {
+  const srv = net.createServer(onSocket);
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  return { port: (srv.address() as AddressInfo).port, close: () => new Promise((r) => srv.close(() => r())) };
+}
+
+test('bytes sent before a reader attaches are delivered first, in order, then the live stream', { timeout: 10_000 }, async () => {
+  const data = pseudoRandom(3 * 1024 * 1024 + 17, 7);
+  const srv = await server((s) => { s.end(data); });
+  try {
+    const sock = connectReusingBuffer({ host: '127.0.0.1', port: srv.port });
+    assert.equal(isVolatile(sock), true);
+    await once(sock, 'connect');
+    // Let the first bytes arrive with nobody reading: they are copied aside and the socket pauses.
+    await new Promise((r) => setTimeout(r, 100));
+    const got: Buffer[] = [];
+    readFrom(sock, (chunk) => got.push(Buffer.from(chunk)));
+    resumeReading(sock);
+    await once(sock, 'end');
+    sock.destroy();
+    assert.ok(Buffer.concat(got).equals(data), 'every byte, in order');
+  } finally {
+    await srv.close();
+  }
+});
+
+test('a reader that detaches midway leaves the rest for the next reader', { timeout: 10_000 }, async () => {
+  const data = pseudoRandom(1024 * 1024, 8);
+  const srv = await server((s) => { s.end(data); });
+  try {
+    const sock = connectReusingBuffer({ host: '127.0.0.1', port: srv.port });
+    const first: Buffer[] = [];
+    const detach = readFrom(sock, (chunk) => {
+      first.push(Buffer.from(chunk));
+      detach();
+      sock.pause();
+    });
+    resumeReading(sock);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(first.length, 1);
+    const rest: Buffer[] = [];
+    readFrom(sock, (chunk) => rest.push(Buffer.from(chunk)));
+    resumeReading(sock);
+    await once(sock, 'end');
+    sock.destroy();
+    assert.ok(Buffer.concat([...first, ...rest]).equals(data));
+  } finally {
+    await srv.close();
+  }
+});
+
+test('a volatile parser hands handlers extended payloads that later reads cannot overwrite', () => {
+  const kept: Buffer[] = [];
+  const handler = { onExtended: (_id: number, payload: Buffer) => { kept.push(payload); } } as unknown as WireHandler;
+  const parser = new MessageParser(handler, { volatileInput: true });
+  const reused = Buffer.alloc(64);
+  for (const text of ['first message', 'second one!!']) {
+    const msg = encodeExtended(3, Buffer.from(text));
+    msg.copy(reused);
+    parser.push(reused.subarray(0, msg.length));
+    reused.fill(0xee);
+  }
+  assert.deepEqual(kept.map((b) => b.toString()), ['first message', 'second one!!']);
+});
+
+test('accepted sockets are not volatile and read through data events', { timeout: 10_000 }, async () => {
+  let accepted: net.Socket | undefined;
+  const srv = await server((s) => { accepted = s; s.pause(); });
+  try {
+    const sock = net.connect({ host: '127.0.0.1', port: srv.port });
+    await once(sock, 'connect');
+    sock.end('hello');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok(accepted);
+    assert.equal(isVolatile(accepted), false);
+    const got: Buffer[] = [];
+    readFrom(accepted, (c) => got.push(c));
+    resumeReading(accepted);
+    await once(accepted, 'end');
+    assert.equal(Buffer.concat(got).toString(), 'hello');
+    accepted.destroy();
+    sock.destroy();
+  } finally {
+    await srv.close();
+  }
+});
