@@ -32,12 +32,22 @@ export interface RoleSpec {
   noInitialSeeding?: boolean;
 }
 
+/**
+ * SHOAL_BENCH_CPU_PROF=DIR: every Shoal process writes a V8 CPU profile into DIR/<role>/ when it exits (open them in
+ * Chrome DevTools or summarise them with a script), to profile the engine inside a real scenario. Timings of such a
+ * run are not comparable with others.
+ */
+function shoalProfileFlags(s: RoleSpec): string[] {
+  const dir = process.env['SHOAL_BENCH_CPU_PROF'];
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, s.role)}`] : [];
+}
+
 function command(s: RoleSpec): [string, string[]] {
   const common = ['--role', s.role, '--torrent', s.torrent, '--dir', s.dir, '--host', s.host, '--port', String(s.port)];
   if (s.strategy) common.push('--strategy', s.strategy);
   if (s.tracker) common.push('--tracker', s.tracker);
   switch (s.engine) {
-    case 'shoal': return [process.execPath, [join(DIST_BENCH, 'engines/shoal-peer.js'), ...common, ...(s.noInitialSeeding ? ['--no-initial-seeding'] : [])]];
+    case 'shoal': return [process.execPath, [...shoalProfileFlags(s), join(DIST_BENCH, 'engines/shoal-peer.js'), ...common, ...(s.noInitialSeeding ? ['--no-initial-seeding'] : [])]];
     case 'libtorrent': return ['/usr/bin/python3', [join(ROOT, 'bench/engines/lt_peer.py'), ...common, '--profile', 'tuned']];
     case 'libtorrent-default': return ['/usr/bin/python3', [join(ROOT, 'bench/engines/lt_peer.py'), ...common, '--profile', 'default']];
     case 'webtorrent': return [process.execPath, [join(WT_DIR, 'peer.mjs'), ...common]];
