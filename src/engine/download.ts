@@ -20,8 +20,15 @@ export interface DownloadHost {
   readonly meta: Metainfo;
   readonly picker: PiecePicker;
   readonly downloadBucket: TokenBucket | null;
-  /** Verified data goes to disk; resolves once written. */
+  /**
+   * Verified data goes to disk; resolves once written. On success `data` is no longer ours: storage keeps it as a
+   * cached piece to upload from, and recycles it through allocatePiece later.
+   */
   writePiece(index: number, data: Buffer): Promise<void>;
+  /** A piece buffer that owns its ArrayBuffer (it moves to a hash worker and back), recycled when possible. */
+  allocatePiece(length: number): Buffer;
+  /** A buffer from allocatePiece that nobody else has seen can be reused. */
+  recyclePiece(buf: Buffer): void;
   pieceVerified(index: number): void;
   pieceFailed(index: number, contributors: Set<BlockSource>): void;
   /** A peer (or web seed) sent data proven wrong by a later good copy of the same piece. */
@@ -62,7 +69,6 @@ const QUEUE_SECONDS = 0.5;
  */
 const REFILL_FRACTION = 8;
 /** Piece buffers kept for reuse: fresh 1 MiB buffers cost page faults and GC pressure on every piece. */
-const POOL_MAX = 16;
 /**
  * Bytes of complete pieces waiting for their hash and write. Past this, no new requests go out until the disk
  * catches up: the network is paced to the disk instead of piling pieces up in memory.
@@ -88,7 +94,6 @@ export class Downloader {
   private readonly suspectBlocks = new Map<number, { peer: BlockSource; hash: Buffer }[]>();
   private readonly blocksPerPiece: number;
   private closed = false;
-  private readonly pool: Buffer[] = [];
   private requestScratch = new Uint32Array(3 * 64);
   /** Bytes of pieces complete but not yet written (see MAX_PENDING_BYTES). */
   private pendingBytes = 0;
@@ -174,23 +179,19 @@ export class Downloader {
   }
 
   /**
-   * Piece buffers own their ArrayBuffer (so it can move to a hash worker and back) and are reused so the kernel
-   * need not fault in and zero fresh pages for every piece. (Shared memory would spare the move's GC pressure, but
-   * V8 copies into a SharedArrayBuffer with relaxed atomics, 3-4x slower than memcpy: measured, a wash.)
+   * Piece buffers come from storage and go back to it: a verified piece becomes a cached piece (peers ask for what
+   * we just announced, and it is served without a disk read), and the cache's evicted buffers are the next pieces'
+   * buffers, so the kernel need not fault in and zero fresh pages for every piece. (Shared memory would spare the
+   * GC pressure of moving buffers to the hash worker, but V8 copies into a SharedArrayBuffer with relaxed
+   * atomics, 3-4x slower than memcpy: measured, a wash.)
    */
   private allocate(length: number): Buffer {
-    const full = this.host.meta.pieceLength;
-    if (length === full) {
-      const b = this.pool.pop();
-      if (b) return b;
-    }
-    return Buffer.allocUnsafeSlow(length);
+    return this.host.allocatePiece(length);
   }
 
+  /** A piece that was not stored: its buffer is free again, unless a copy into it is still in progress. */
   private release(piece: InFlightPiece): void {
-    if (piece.copying === 0 && piece.buffer.length === this.host.meta.pieceLength && this.pool.length < POOL_MAX && !this.closed) {
-      this.pool.push(piece.buffer);
-    }
+    if (piece.copying === 0 && !this.closed) this.host.recyclePiece(piece.buffer);
   }
 
   /**
@@ -326,8 +327,8 @@ export class Downloader {
       host.storageFailed(err);
       return;
     }
+    // Stored: the buffer now belongs to the storage's piece cache.
     this.inFlight.delete(index);
-    this.release(piece);
     if (!this.closed) host.pieceVerified(index);
   }
 
@@ -449,7 +450,6 @@ export class Downloader {
     this.closed = true;
     this.inFlight.clear();
     this.suspectBlocks.clear();
-    this.pool.length = 0;
   }
 
   get blocksPerFullPiece(): number {

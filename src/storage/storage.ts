@@ -129,19 +129,23 @@ export class Storage {
 
   // ---- writes ----
 
-  /** Store a piece whose hash the caller already verified; `have` is set only once every byte is written. */
-  async writePiece(index: number, data: Buffer): Promise<void> {
+  /**
+   * Store a piece whose hash the caller already verified; `have` is set only once every byte is written. With
+   * `adopt`, `data` (from allocatePiece) is handed over on success: it becomes the cached copy of the piece, so
+   * the caller must not touch it again.
+   */
+  async writePiece(index: number, data: Buffer, opts: { adopt?: boolean } = {}): Promise<void> {
     this.assertOpen();
     const { offset, length } = this.range(index);
     if (data.length !== length) {
       throw new ShoalError('EUSAGE', `piece ${index} must be ${length} bytes, got ${data.length}`);
     }
-    const p = this.doWrite(index, offset, data);
+    const p = this.doWrite(index, offset, data, opts.adopt === true);
     this.pendingWrites.add(p);
     try { await p; } finally { this.pendingWrites.delete(p); }
   }
 
-  private async doWrite(index: number, offset: number, data: Buffer): Promise<void> {
+  private async doWrite(index: number, offset: number, data: Buffer, adopt: boolean): Promise<void> {
     const targets: Target[] = [];
     const segs = segmentsForRange(this.files, offset, data.length);
     const results = await Promise.allSettled(segs.map((seg) => {
@@ -153,6 +157,7 @@ export class Storage {
     // Wait for every segment before reporting, so a failed write leaves no I/O running behind our back.
     for (const r of results) if (r.status === 'rejected') throw r.reason;
     this.uncache(index);
+    if (adopt && !this.closing) this.cache.insert(index, data, false);
     for (const t of targets) this.dirty.add(t.src);
     this.have.set(index);
     if (!this.emptyFilesCreated) await this.createEmptyFiles();
@@ -200,6 +205,16 @@ export class Storage {
       }
       this.dirty.add(i);
     }));
+  }
+
+  /** A buffer for a piece of `length` bytes that owns its ArrayBuffer, recycled from the piece cache when possible. */
+  allocatePiece(length: number): Buffer {
+    return this.cache.allocate(length);
+  }
+
+  /** Give back a buffer from allocatePiece that nobody else has seen (e.g. its piece failed its hash check). */
+  recyclePiece(buf: Buffer): void {
+    this.cache.discard(buf);
   }
 
   // ---- reads ----
