@@ -68,7 +68,6 @@ const QUEUE_SECONDS = 0.5;
  * batches: on loopback each socket write costs about as much kernel time as tens of blocks of payload.
  */
 const REFILL_FRACTION = 8;
-/** Piece buffers kept for reuse: fresh 1 MiB buffers cost page faults and GC pressure on every piece. */
 /**
  * Bytes of complete pieces waiting for their hash and write. Past this, no new requests go out until the disk
  * catches up: the network is paced to the disk instead of piling pieces up in memory.
