@@ -281,6 +281,7 @@ export class FleetController {
       progress: Math.min(1, Math.max(0, num(r.progress))), downloaded: num(r.downloaded), uploaded: num(r.uploaded),
       downloadRate: num(r.downloadRate), uploadRate: num(r.uploadRate), peakDownloadRate: num(r.peakDownloadRate), peakUploadRate: num(r.peakUploadRate),
       peers: num(r.peers), fromPeers: num(r.fromPeers), fromOrigin: num(r.fromOrigin), fromWebSeeds: num(r.fromWebSeeds),
+      ...(r.wasted !== undefined ? { wasted: num(r.wasted) } : {}),
       ...(r.startedAt !== undefined ? { startedAt: num(r.startedAt) } : {}),
       ...(r.doneAt !== undefined ? { doneAt: num(r.doneAt) } : {}),
       ...(r.switchedAt !== undefined ? { switchedAt: num(r.switchedAt) } : {}),
