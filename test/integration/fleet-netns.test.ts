@@ -123,7 +123,7 @@ test('fleet in network namespaces: 8 agents in two zones; rollout, supersession,
   const before = await until('v3 partly on the victim', 20_000, async () => {
     const v = await view();
     const h = v.hosts.find((x) => x.host === `agent${victim}`);
-    return v.latest?.version === 'v3' && h && h.progress > 0.1 && h.progress < 0.8 ? h.progress : undefined;
+    return v.latest?.version === 'v3' && h && h.progress > 0.1 && h.progress < 0.6 ? h.progress : undefined;
   });
   process.kill(agents[victim]!.child.pid!, 'SIGKILL');
   await agents[victim]!.exited;
