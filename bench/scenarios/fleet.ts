@@ -44,6 +44,8 @@ export interface FleetBenchResult {
     originShare: number;
     /** Payload received and discarded (duplicates, failed pieces) ÷ (agents × size). */
     wastedShare: number;
+    /** CPU seconds over the rollout: controller, publisher, and the mean agent. */
+    cpuSeconds?: { controller: number; publisher: number; agentMean: number };
   };
   http?: { lastSeconds: number; ratioToFloor: number; originCopies: number | null; ok: boolean; failure?: string };
 }
@@ -135,13 +137,18 @@ export async function runFleet(o: FleetOptions): Promise<FleetBenchResult> {
     procs.push(pub);
     // CPU is counted from the registration (after hashing) to the summary, over every fleet process.
     await pub.waitFor('registered', 600_000);
-    const cpuOf = (): number => procs.reduce((n, p) => n + (p.child.pid !== undefined ? cpuSeconds(p.child.pid) ?? 0 : 0), 0);
+    const cpuEach = (): number[] => procs.map((p) => (p.child.pid !== undefined ? cpuSeconds(p.child.pid) ?? 0 : 0));
+    const cpuOf = (): number => cpuEach().reduce((a, b) => a + b, 0);
+    const each0 = cpuEach();
     const cpu0 = cpuOf();
     const sys0 = machineCpu();
     const t0 = Date.now();
     const summary = await pub.waitFor('summary', (timeoutS + 120) * 1000);
     const wall = (Date.now() - t0) / 1000;
     const cpuOurs = cpuOf() - cpu0;
+    // procs: controller, agents…, publisher.
+    const used = cpuEach().map((c, i) => c - (each0[i] ?? 0));
+    const cpuRoles = { controller: used[0] ?? NaN, publisher: used[used.length - 1] ?? NaN, agentMean: used.slice(1, -1).reduce((a, b) => a + b, 0) / Math.max(1, used.length - 2) };
     const sys1 = machineCpu();
     const cores = cpus().length;
     const view = JSON.parse(await fetchInNs(origin!.ns, `${url}/api/channels/bench`)) as { doneTimes: number[]; latest?: { createdAt: number } };
@@ -169,13 +176,14 @@ export async function runFleet(o: FleetOptions): Promise<FleetBenchResult> {
         peersMin: peers[0] ?? NaN, peersMedian: peers.length ? percentile(peers, 0.5) : NaN,
         originShare: fromAll > 0 ? fromOrigin / fromAll : NaN,
         wastedShare: rels.reduce((n, r) => n + (r.wasted ?? 0), 0) / (o.agents * o.size),
+        cpuSeconds: cpuRoles,
       },
     };
     const tl = result.timeline!;
     o.log(`${tag} last agent switched after ${last.toFixed(2)} s = ${result.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s), origin copies ${result.originCopies?.toFixed(2) ?? '–'}, ` +
       `CPU ours ${(share * 100).toFixed(0)}%${result.saturated ? ' (SATURATED)' : ''}, machine busy ${((result.cpuBusy ?? NaN) * 100).toFixed(0)}%; ` +
       `agents learned of the release at ${tl.learnedFirst.toFixed(2)}–${tl.learnedLast.toFixed(2)} s, done→switched ≤ ${tl.switchLagMax.toFixed(2)} s, ` +
-      `peers at the end min ${tl.peersMin} median ${tl.peersMedian}, ${(tl.originShare * 100).toFixed(0)}% of agents' bytes from the origin, ${(tl.wastedShare * 100).toFixed(1)}% wasted; done at ${view.doneTimes.map((x) => x.toFixed(1)).join(' ')}`);
+      `peers at the end min ${tl.peersMin} median ${tl.peersMedian}, ${(tl.originShare * 100).toFixed(0)}% of agents' bytes from the origin, ${(tl.wastedShare * 100).toFixed(1)}% wasted; CPU s controller ${cpuRoles.controller.toFixed(1)}, publisher ${cpuRoles.publisher.toFixed(1)}, agent mean ${cpuRoles.agentMean.toFixed(1)}; done at ${view.doneTimes.map((x) => x.toFixed(1)).join(' ')}`);
   } catch (err) {
     result = { ...base, failure: (err as Error).message };
     o.log(`${tag} FAILED: ${result.failure}`);
@@ -215,9 +223,11 @@ export function fleetMarkdown(results: FleetBenchResult[]): string {
   }
   const timelines = results.filter((r) => r.timeline).map((r) => {
     const t = r.timeline!;
-    return `- ${r.rate}: agents learned of the release ${f2(t.learnedFirst)}–${f2(t.learnedLast)} s after registration; download done → \`current\` switched ≤ ${f2(t.switchLagMax)} s; peers per agent at the end min ${t.peersMin}, median ${t.peersMedian}; ${(t.originShare * 100).toFixed(0)}% of the agents' bytes came from the origin; ${((t.wastedShare ?? NaN) * 100).toFixed(1)}% of what they received was discarded (duplicates); done at ${r.completions.map((x) => x.toFixed(1)).join(', ')} s`;
+    return `- ${r.rate}: agents learned of the release ${f2(t.learnedFirst)}–${f2(t.learnedLast)} s after registration; download done → \`current\` switched ≤ ${f2(t.switchLagMax)} s; peers per agent at the end min ${t.peersMin}, median ${t.peersMedian}; ${(t.originShare * 100).toFixed(0)}% of the agents' bytes came from the origin; ${((t.wastedShare ?? NaN) * 100).toFixed(1)}% of what they received was discarded (duplicates);${t.cpuSeconds ? ` CPU seconds: controller ${t.cpuSeconds.controller.toFixed(1)}, publisher ${t.cpuSeconds.publisher.toFixed(1)}, mean agent ${t.cpuSeconds.agentMean.toFixed(1)};` : ''} done at ${r.completions.map((x) => x.toFixed(1)).join(', ')} s`;
   });
-  return `${rows.join('\n')}\n\nFloor: Kumar–Ross max(F/u_s, N·F/(u_s+N·u)) for the shaped rates; "last agent switched" runs from the release's registration at the controller (after hashing) to the last agent's \`current\` switch, as the agents report it. CPU ours: CPU seconds of the controller, publisher and agents ÷ (wall × cores) over that interval; above 75 % the time measures CPU, not distribution.\n${timelines.length ? `\n${timelines.join('\n')}\n` : ''}`;
+  const met = (ok: boolean): string => (ok ? '✅ met' : '❌ not met');
+  const targets = results.filter((r) => r.ok).map((r) => `${r.rate}: last agent ≤ 1.3× floor: ${r.ratioToFloor.toFixed(2)}× ${met(r.ratioToFloor <= 1.3)} · origin copies ≤ 1.2: ${r.originCopies?.toFixed(2) ?? '–'} ${met((r.originCopies ?? Infinity) <= 1.2)}${r.saturated ? ' (saturated: the time measures CPU)' : ''}`);
+  return `${rows.join('\n')}\n\n${targets.length ? `Targets: ${targets.join(' — ')}\n\n` : ''}Floor: Kumar–Ross max(F/u_s, N·F/(u_s+N·u)) for the shaped rates; "last agent switched" runs from the release's registration at the controller (after hashing) to the last agent's \`current\` switch, as the agents report it. CPU ours: CPU seconds of the controller, publisher and agents ÷ (wall × cores) over that interval; above 75 % the time measures CPU, not distribution.\n${timelines.length ? `\n${timelines.join('\n')}\n` : ''}`;
 }
 
 function f2(n: number): string { return Number.isNaN(n) ? '–' : n.toFixed(2); }
