@@ -17,7 +17,7 @@ import { runPairScenario } from './scenarios/pair.js';
 import { runSwarm, WEBSEED_ENGINES, type SwarmOrigin, type SwarmResult } from './scenarios/swarm.js';
 import { NGINX } from './lib/nginx.js';
 import { runStreamScenario, type StreamEngine } from './scenarios/stream.js';
-import { runFleet } from './scenarios/fleet.js';
+import { runFleet, runFleetHttp, type FleetBenchResult } from './scenarios/fleet.js';
 
 // Benchmarks run on shared machines: Shoal must not send anything outside loopback and the namespaces' 198.18.0.0/15.
 process.env['SHOAL_SANDBOX'] = '1';
@@ -232,7 +232,24 @@ async function fleet(): Promise<void> {
     return;
   }
   try {
-    r.fleet = [await runFleet({ agents: fleetAgents, rate: opts.rate, size: fleetSize, pieceLength: swarmPiece, workDir, log, http: engines.includes('http') })];
+    // As in the swarm: when the fleet's processes saturate the cores, the time measures CPU; rerun at half the rate,
+    // twice at most (a fleet runs a controller and a publisher beside the N engines, so it saturates sooner).
+    // Plain HTTP runs once, at the requested rate: it is bandwidth-bound (N copies from one uplink), so its ratio to
+    // the floor does not depend on the rate, and at half the rate it would take twice as long.
+    const results: FleetBenchResult[] = [];
+    r.fleet = results;
+    let rate = opts.rate;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const res = await runFleet({ agents: fleetAgents, rate, size: fleetSize, pieceLength: swarmPiece, workDir, log, http: false });
+      results.push(res);
+      if (!opts.adapt || attempt >= 2 || !res.saturated) break;
+      const lower = `${Math.round(parseRate(rate) / 2e6)}mbit`;
+      r.notes.push(`the ${cpus().length} cores saturated at ${rate}; reran the fleet at ${lower}`);
+      log(`fleet: cores saturated at ${rate}; rerunning at ${lower}`);
+      r.options.adaptedFrom ??= rate;
+      rate = lower;
+    }
+    if (engines.includes('http')) results[0]!.http = await runFleetHttp({ agents: fleetAgents, rate: opts.rate, size: fleetSize, pieceLength: swarmPiece, workDir, log });
   } finally {
     sweep();
   }

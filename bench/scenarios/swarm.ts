@@ -139,7 +139,9 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     const completions = await Promise.all(leeches.map((p) => p.waitFor('done', timeout).then(() => (performance.now() - t0) / 1000)));
     const wall = (performance.now() - t0) / 1000;
     const sys1 = cpuTimes();
-    const cpuOurs = procs.reduce((sum, p, i) => sum + (p.cpu() - cpu0[i]!), 0);
+    const used = procs.map((p, i) => p.cpu() - cpu0[i]!);
+    const cpuOurs = used.reduce((a, b) => a + b, 0);
+    const leechCpu = used.slice(seed ? 1 : 0).reduce((a, b) => a + b, 0) / Math.max(1, used.length - (seed ? 1 : 0));
     const st = seed ? await seed.request('stats').catch(() => undefined) : { uploaded: await nginx!.bodyBytesServed() };
     for (const d of leechDirs) {
       const s = await stat(join(d, 'data.bin'));
@@ -155,7 +157,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
       spread: { first: completions[0]!, median: percentile(completions, 0.5), p90: percentile(completions, 0.9), last },
       cpuBusy: busy, cpuShareOurs: cpuOurs / (wall * cores), saturated: cpuOurs / (wall * cores) > SATURATED, contended: busy > 0.9,
     };
-    o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU ours ${(r.cpuShareOurs * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}, machine busy ${(busy * 100).toFixed(0)}%${r.contended && !r.saturated ? ' (shared with other work)' : ''}`);
+    o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU ours ${(r.cpuShareOurs * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}, machine busy ${(busy * 100).toFixed(0)}%${r.contended && !r.saturated ? ' (shared with other work)' : ''}; CPU s ${seed ? `seed ${used[0]!.toFixed(1)}, ` : ''}mean downloader ${leechCpu.toFixed(1)}`);
     return r;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);

@@ -398,6 +398,7 @@ export class FleetAgent extends EventEmitter {
         downloadRate: s?.downloadRate ?? 0, uploadRate: s?.uploadRate ?? 0,
         peakDownloadRate: live?.peakDown ?? 0, peakUploadRate: live?.peakUp ?? 0, peers: s?.peers ?? 0,
         fromPeers: live?.fromOthers ?? 0, fromOrigin: live?.fromOrigin ?? 0, fromWebSeeds: extra?.fromWebSeeds ?? 0,
+        ...(s ? { wasted: s.wasted } : {}),
         ...(l.startedAt !== undefined ? { startedAt: l.startedAt } : {}),
         ...(l.doneAt !== undefined ? { doneAt: l.doneAt } : {}),
         ...(l.switchedAt !== undefined ? { switchedAt: l.switchedAt } : {}),

@@ -7,6 +7,7 @@ import { TrackerServer } from '../tracker/index.js';
 import { ShoalError } from '../util/errors.js';
 import { TokenCheck } from './auth.js';
 import { DASHBOARD_HTML } from './dashboard.js';
+import { AgentZones } from './locality.js';
 import { channelView, releaseInfo } from './rollout.js';
 import { checkName, parseManifest } from './signing.js';
 import { RedisFleetStore } from './redis-store.js';
@@ -24,7 +25,10 @@ export interface ControllerOptions {
   stateDir?: string;
   /** Bearer tokens accepted for state-changing calls. Empty: every write is refused. */
   tokens: string[];
-  /** CIDR → zone/rack file for the embedded tracker's locality-aware peer lists. */
+  /**
+   * CIDR → zone/rack file for the embedded tracker's locality-aware peer lists. Without it, the tracker places each
+   * agent by the `--zone`/`--rack` it reports, at the address the controller sees it at.
+   */
   zones?: string;
   /** Tracker announce interval, seconds. Default 60: fleets want new releases found fast. */
   announceInterval?: number;
@@ -50,6 +54,8 @@ export class FleetController {
   readonly store: FleetStore;
   private readonly tokens: TokenCheck;
   private readonly tracker: TrackerServer;
+  /** Locality from the agents' own labels; undefined when a --zones file decides. */
+  private readonly agentZones: AgentZones | undefined;
   private server: Server | undefined;
   private readonly sse = new Set<SseClient>();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -60,8 +66,10 @@ export class FleetController {
 
   constructor(private readonly opts: ControllerOptions) {
     this.store = opts.redisUrl ? new RedisFleetStore(opts.redisUrl) : new FleetStore(opts.stateDir);
-    // Another instance's change reaches this instance's event streams too.
+    this.agentZones = opts.zones ? undefined : new AgentZones();
+    // Another instance's change reaches this instance's event streams (and its tracker's locality) too.
     this.store.onRemote = (kind, data) => {
+      if (kind === 'agent') this.placeAgent(data as AgentRecord);
       if (kind === 'release') this.broadcast('release', data, 'releases');
       else if (kind === 'origin') this.broadcast('origin', { channel: (data as Release).channel, version: (data as Release).version }, 'agents');
       else this.broadcast('agent', { id: (data as AgentRecord).id, host: (data as AgentRecord).host, channels: (data as AgentRecord).channels }, 'agents');
@@ -71,7 +79,7 @@ export class FleetController {
       host: '127.0.0.1', httpPort: 0, udpPort: false, trustProxyHeader: true,
       interval: opts.announceInterval ?? 60, minInterval: 5,
       ...(opts.redisUrl ? { store: { redisUrl: opts.redisUrl } } : {}),
-      ...(opts.zones ? { zones: opts.zones } : {}),
+      zones: opts.zones ?? this.agentZones!,
     });
     this.reports = new Counter({ name: 'shoal_fleet_reports_total', help: 'Agent reports received', labelNames: ['result'] as const, registers: [this.registry] });
     this.requests = new Counter({ name: 'shoal_fleet_api_requests_total', help: 'API requests', labelNames: ['route', 'status'] as const, registers: [this.registry] });
@@ -118,6 +126,7 @@ export class FleetController {
 
   async listen(): Promise<number> {
     await this.store.load();
+    for (const a of this.store.agents()) this.placeAgent(a);
     await this.tracker.listen();
     const server = createServer((req, res) => { this.handle(req, res).catch((err: unknown) => this.fail(res, err)); });
     server.headersTimeout = 20_000;
@@ -281,6 +290,7 @@ export class FleetController {
       progress: Math.min(1, Math.max(0, num(r.progress))), downloaded: num(r.downloaded), uploaded: num(r.uploaded),
       downloadRate: num(r.downloadRate), uploadRate: num(r.uploadRate), peakDownloadRate: num(r.peakDownloadRate), peakUploadRate: num(r.peakUploadRate),
       peers: num(r.peers), fromPeers: num(r.fromPeers), fromOrigin: num(r.fromOrigin), fromWebSeeds: num(r.fromWebSeeds),
+      ...(r.wasted !== undefined ? { wasted: num(r.wasted) } : {}),
       ...(r.startedAt !== undefined ? { startedAt: num(r.startedAt) } : {}),
       ...(r.doneAt !== undefined ? { doneAt: num(r.doneAt) } : {}),
       ...(r.switchedAt !== undefined ? { switchedAt: num(r.switchedAt) } : {}),
@@ -300,7 +310,13 @@ export class FleetController {
       ...(b.disk && typeof b.disk === 'object' ? { disk: { used: num(b.disk.used), ...(b.disk.budget !== undefined ? { budget: num(b.disk.budget) } : {}) } } : {}),
     };
     this.store.putAgent(rec);
+    this.placeAgent(rec);
     return rec;
+  }
+
+  /** Tells the tracker where an agent says it is (only when no --zones file decides). */
+  private placeAgent(a: AgentRecord): void {
+    if (this.agentZones && a.remoteAddress) this.agentZones.set(a.remoteAddress, a.zone, a.rack);
   }
 
   /**

@@ -23,7 +23,12 @@ export class FleetStore {
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
 
-  constructor(private readonly dir: string | undefined, private readonly batchMs = 500) {}
+  /**
+   * `batchMs`: how long report-driven changes wait to be written. Every agent re-sends its full state each few
+   * seconds, so a crash loses nothing a report will not restore; writing the whole state (releases with their
+   * torrents, every agent) with an fsync twice a second cost the controller more than the reports themselves.
+   */
+  constructor(private readonly dir: string | undefined, private readonly batchMs = 2000) {}
 
   get file(): string | undefined { return this.dir ? join(this.dir, 'state.json') : undefined; }
 

@@ -70,6 +70,8 @@ export interface AgentReleaseStatus {
   fromPeers: number;
   fromOrigin: number;
   fromWebSeeds: number;
+  /** Payload bytes received and discarded (duplicates, failed pieces): `downloaded - wasted` is what was kept. */
+  wasted?: number;
   startedAt?: number;
   doneAt?: number;
   /** Epoch ms when `current` was switched to this release. */

@@ -99,3 +99,60 @@ export class NsCli {
     clearTimeout(t);
   }
 }
+
+/**
+ * HTTP GETs from inside a namespace through one long-lived node process: the test's own namespace cannot reach
+ * hosts of the LAN, and a process per request would cost more CPU than the fleet under test.
+ */
+export class NsFetcher {
+  private readonly child: ChildProcess;
+  private nextId = 0;
+  private partial = '';
+  private readonly pending = new Map<number, { resolve: (r: { status: number; body: string }) => void; timer: NodeJS.Timeout }>();
+
+  constructor(ns: string) {
+    const code = "const rl=require('node:readline').createInterface({input:process.stdin});" +
+      "rl.on('line',(l)=>{const q=JSON.parse(l);fetch(q.url,{signal:AbortSignal.timeout(5000)})" +
+      ".then(async(r)=>({id:q.id,status:r.status,body:await r.text()}),(e)=>({id:q.id,status:0,body:String(e&&e.message)}))" +
+      ".then((o)=>process.stdout.write(JSON.stringify(o)+'\\n'))});rl.on('close',()=>process.exit(0));";
+    this.child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', code], { stdio: ['pipe', 'pipe', 'ignore'] });
+    this.child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      const lines = (this.partial + s).split('\n');
+      this.partial = lines.pop()!;
+      for (const l of lines) {
+        const o = JSON.parse(l) as { id: number; status: number; body: string };
+        const p = this.pending.get(o.id);
+        if (!p) continue;
+        this.pending.delete(o.id);
+        clearTimeout(p.timer);
+        p.resolve(o);
+      }
+    });
+  }
+
+  /** GET `url`; status 0 when the request failed (refused, timed out). */
+  get(url: string): Promise<{ status: number; body: string }> {
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => { this.pending.delete(id); resolve({ status: 0, body: 'no answer within 8 s' }); }, 8000);
+      this.pending.set(id, { resolve, timer });
+      this.child.stdin!.write(JSON.stringify({ id, url }) + '\n');
+    });
+  }
+
+  async json<T>(url: string): Promise<T> {
+    const r = await this.get(url);
+    if (r.status !== 200) throw new Error(`GET ${url}: ${r.status} ${r.body.slice(0, 200)}`);
+    return JSON.parse(r.body) as T;
+  }
+
+  async stop(): Promise<void> {
+    const pid = this.child.pid;
+    if (pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once('close', r));
+    this.child.stdin!.end();
+    const t = setTimeout(() => { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }, 3000);
+    await exited;
+    clearTimeout(t);
+  }
+}
