@@ -252,9 +252,9 @@ function firstPieceOf(meta: Metainfo, index: number): number {
 /**
  * What a player of file `index` asks for first, in the order it asks: the first piece (container header), then the
  * media index where the player jumps next — an MP4's moov when it trails the media data, found exactly once the head
- * is known (`layout`: undefined before the probe, null when it did not tell) and guessed by size before; Matroska
- * cues and AVI idx1 by size — then the rest of the head. An MP4 whose moov leads needs nothing from its end. Files
- * of other kinds: the head only. May repeat a piece (the picker keeps the first).
+ * is known (`layout`: undefined before the probe, null when it did not tell, then guessed by size); Matroska cues
+ * and AVI idx1 by size — then the rest of the head. An MP4 whose moov leads needs nothing from its end. Files of
+ * other kinds: the head only. May repeat a piece (the picker keeps the first).
  */
 function upfrontPieces(meta: Metainfo, index: number, layout: Mp4Layout | null | undefined): number[] {
   const file = meta.files[index]!;
@@ -269,14 +269,13 @@ function upfrontPieces(meta: Metainfo, index: number, layout: Mp4Layout | null |
   if (container === 'mp4' && layout?.moov === 'end') {
     tailFrom = file.offset + layout.indexAt;
     tailTo = Math.min(fileEnd, tailFrom + MAX_INDEX_BYTES - 1);
-  } else if (!(container === 'mp4' && layout?.moov === 'start')) {
+  } else if (container !== 'mp4' || layout === null) {
+    // By size: Matroska cues, AVI idx1, an MP4 whose head did not tell. An MP4 not probed yet gets no guess: its
+    // first piece, first in line, tells the layout soon, and a tail guessed by size is mostly pieces never read.
     const tailLen = Math.min(file.length, tailBytes(file.length, container));
     if (tailLen > 0) tailFrom = fileEnd - tailLen + 1;
   }
   const out: number[] = [first];
-  // Layout unknown: the second piece before a tail guessed by size. It is needed soon whatever the layout, and the
-  // head tells the layout (then the exact tail, or none) once the first piece is verified.
-  if (layout === undefined && headLast > first) out.push(first + 1);
   if (tailFrom >= 0) for (let i = Math.floor(tailFrom / P); i <= Math.floor(tailTo / P); i++) out.push(i);
   for (let i = first + 1; i <= headLast; i++) out.push(i);
   return out;
