@@ -164,7 +164,8 @@ export class StreamManager {
   /**
    * Reads an MP4's first piece (once it is verified) to learn where its index is: nothing at the end to fetch first
    * when the moov leads (faststart), or exactly the pieces from the end of the media data when it trails. Until then
-   * (and for other containers) the tail is a guess by size.
+   * nothing from the end is asked for (the first piece is first in line); when the head does not tell, a guess by
+   * size, as for other containers.
    */
   private probe(index: number): void {
     const meta = this.host.meta;
