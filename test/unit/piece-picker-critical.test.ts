@@ -41,6 +41,10 @@ test('a slow peer (critical=false) is not given critical pieces; a fast one is',
   const p = picker(10);
   const bits = all(10);
   p.addPeerBitfield(bits);
+  // Piece 5 is the most common, so rarest-first alone never picks it first (random ties cannot make this pass).
+  const only5 = new Bitfield(10);
+  only5.set(5);
+  p.addPeerBitfield(only5);
   p.setCritical([5]);
   const slow = pickOf(p, { slow: true }, bits, 4, false);
   assert.ok(slow.every(([i]) => i !== 5), `slow peer got ${JSON.stringify(slow)}`);
