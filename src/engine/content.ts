@@ -154,8 +154,8 @@ export class TorrentContent {
       hasPiece: (index) => this.storage.have.get(index),
       isWanted: (index) => this.storage.wanted.get(index),
       readPiece: (index) => this.storage.readPiece(index),
-      setCritical: (indices, urgent) => {
-        this.picker.setCritical(indices, urgent);
+      setCritical: (indices, urgent, streaming) => {
+        this.picker.setCritical(indices, urgent, streaming);
         // New priorities: peers with room in their pipelines ask for them now, not at the next block.
         for (const c of this.host.connections()) this.downloader.fill(c);
       },

@@ -63,6 +63,9 @@ const MIN_QUEUE = 16;
 const MAX_QUEUE = 2000;
 /** Seconds of the peer's measured rate to keep requested (libtorrent calls this request_queue_time). */
 const QUEUE_SECONDS = 0.5;
+/** Streaming (a reader waits for pieces in order): seconds of the peer's rate kept requested, and the floor. */
+const STREAM_QUEUE_SECONDS = 0.15;
+const STREAM_MIN_QUEUE = 6;
 /**
  * Refill only when the queue has fallen an eighth below target (at least 4 blocks), so requests go out in
  * batches: on loopback each socket write costs about as much kernel time as tens of blocks of payload.
@@ -109,16 +112,27 @@ export class Downloader {
     return Math.min(Math.max(MIN_QUEUE, byRate), peer.maxRequests, MAX_QUEUE);
   }
 
+  /**
+   * While readers stream, a shorter pipeline: a peer writes what we asked into its socket at once (hundreds of KiB
+   * of kernel buffer on a slow link), where a cancel cannot reach it, so every queued block is delay for the piece a
+   * reader asks for next (after a seek, the whole queue). STREAM_QUEUE_SECONDS still covers round trips up to that.
+   */
+  private streamQueueTarget(peer: Peer): number {
+    const byRate = Math.ceil((peer.download.meter.rate() * STREAM_QUEUE_SECONDS) / BLOCK_SIZE);
+    return Math.min(this.queueTarget(peer), Math.max(STREAM_MIN_QUEUE, byRate));
+  }
+
   /** Top up a peer's request pipeline. Called when it unchokes us, has something new, or a block arrives. */
   fill(peer: Peer): void {
     if (this.closed || peer.closed || !peer.amInterested) return;
+    if (this.host.picker.urgentCount > 0) this.preempt(peer);
     const choked = peer.peerChoking;
     if (choked && peer.allowedFast.size === 0) return;
     if (this.pendingBytes > MAX_PENDING_BYTES) {
       this.throttled = true;
       return;
     }
-    const target = this.queueTarget(peer);
+    const target = this.host.picker.streaming ? this.streamQueueTarget(peer) : this.queueTarget(peer);
     let want = target - peer.download.outstanding.size;
     if (want < Math.max(4, target / REFILL_FRACTION) && peer.download.outstanding.size > 0) return;
     if (want <= 0) return;
@@ -142,6 +156,31 @@ export class Downloader {
     }, choked ? peer.allowedFast : undefined, this.host.mayTakeDeadlines?.(peer) ?? true);
     peer.download.requested += n;
     peer.sendRequests(scratch, n);
+  }
+
+  /**
+   * Streaming: a reader is blocked on a piece this peer could send, and a peer serves its queue in order, so the
+   * peer's requests for pieces no reader needs (an old position's window after a seek, rarest-first fill) would come
+   * first. Cancel them: the peer drops them from its queue, the picker frees the blocks, and fill() asks for the
+   * reader's pieces now. Blocks already on the wire still arrive, and are discarded as unrequested.
+   */
+  private preempt(peer: Peer): void {
+    const picker = this.host.picker;
+    const outstanding = peer.download.outstanding;
+    if (outstanding.size === 0 || !(this.host.mayTakeDeadlines?.(peer) ?? true)) return;
+    if (!picker.servesUrgent(peer.isSeed ? null : peer.bits)) return;
+    const copying = peer.download.copyTarget as InFlightPiece | null;
+    let touched: number[] | null = null;
+    for (const [key, req] of outstanding) {
+      if (picker.isCritical(req.index)) continue;
+      // The block arriving right now is paid for: let it land.
+      if (copying !== null && copying === this.inFlight.get(req.index) && peer.download.copyBlock === req.begin / BLOCK_SIZE) continue;
+      outstanding.delete(key);
+      picker.requestCancelled(peer, req.index, req.begin);
+      peer.sendCancel(req.index, req.begin, req.length);
+      (touched ??= []).push(req.index);
+    }
+    if (touched !== null) for (const index of touched) this.dropIfRequeued(index);
   }
 
   /**

@@ -29,7 +29,13 @@ import type { Bitfield } from '../util/bitfield.js';
  *     first. Every entry is a wanted piece we do not have, and appears once (`criticalSet` mirrors it); a piece
  *     leaves the list when verified or unwanted. The first `urgent` entries are pieces a reader is blocked on: their
  *     blocks may have up to `maxRequestersPerBlock` requesters outside endgame (duplicate requests to beat a
- *     deadline), never the same peer twice.
+ *     deadline), never the same peer twice. `urgentSet` is a subset of `criticalSet`.
+ *     Policy on top (not state): while an urgent piece is still to be fetched (QUEUED or ACTIVE) from a peer that has
+ *     it (`servesUrgent`), `pick` gives that peer critical pieces only, and the caller cancels the peer's requests for
+ *     pieces that are not critical (`isCritical`; requestCancelled frees them), so a seek is not served after the
+ *     old position's pieces.
+ *     While the list is non-empty, a choked peer is asked (allowed fast) only for urgent pieces: anything else would
+ *     hold the link when the unchoke comes.
  *
  * Availability: avail[i] counts peers that announced piece i via bitfield/have; peers with have-all (and
  * seeds the caller reports as such) are only a counter, since they add the same amount to every piece and
@@ -127,6 +133,7 @@ export class PiecePicker {
   private critical: number[] = [];
   private readonly criticalSet = new Set<number>();
   private urgentSet = new Set<number>();
+  private streamingValue = false;
   private freeWanted = 0;
   private readonly pieces = new Map<number, Piece>();
   /** ACTIVE pieces in the order they were started: oldest first, to finish what was started. */
@@ -221,8 +228,10 @@ export class PiecePicker {
   /**
    * Pieces readers need next, most urgent first; the first `urgent` of them may get duplicate requests (a reader is
    * waiting on them). Pieces we have or do not want are dropped from the list. Replaces the previous list.
+   * `streaming`: readers exist (or are expected), even if every piece they need is here (see `streaming`).
    */
-  setCritical(indices: readonly number[], urgent = 0): void {
+  setCritical(indices: readonly number[], urgent = 0, streaming = indices.length > 0): void {
+    this.streamingValue = streaming;
     this.critical = [];
     this.criticalSet.clear();
     this.urgentSet = new Set();
@@ -237,7 +246,25 @@ export class PiecePicker {
   }
 
   get criticalPieces(): readonly number[] { return this.critical; }
+  /** Readers are streaming (last `setCritical`): the caller keeps request pipelines short, every queued block being delay for their next piece. */
+  get streaming(): boolean { return this.streamingValue; }
   isUrgent(index: number): boolean { return this.urgentSet.has(index); }
+  isCritical(index: number): boolean { return this.criticalSet.has(index); }
+
+  /**
+   * Is a reader blocked on a piece this peer has (`bits` null: a seed) that is still to be fetched (not every block
+   * received)? Then the peer is asked for critical pieces only (see pick).
+   */
+  servesUrgent(bits: Bitfield | null): boolean {
+    for (const i of this.urgentSet) {
+      const st = this.pstate[i];
+      if ((st === QUEUED || st === ACTIVE) && (bits === null || bits.get(i))) return true;
+    }
+    return false;
+  }
+
+  /** Pieces readers are blocked on (the first `urgent` of `setCritical`) that are still wanted and missing. */
+  get urgentCount(): number { return this.urgentSet.size; }
 
   private dropCritical(index: number): void {
     if (!this.criticalSet.delete(index)) return;
@@ -248,10 +275,11 @@ export class PiecePicker {
 
   /** Free blocks of critical pieces first; for urgent ones, also second copies of blocks requested elsewhere. */
   private pickCritical(peer: PeerKey, bits: Bitfield | null, max: number,
-    out: (index: number, begin: number, length: number) => void, allowedFast?: ReadonlySet<number>): number {
+    out: (index: number, begin: number, length: number) => void, allowedFast: ReadonlySet<number> | undefined, urgentOnly: boolean): number {
     let n = 0;
     for (const i of this.critical) {
       if (n >= max) break;
+      if (urgentOnly && !this.urgentSet.has(i)) continue;
       if (bits !== null && !bits.get(i)) continue;
       if (allowedFast !== undefined && !allowedFast.has(i)) continue;
       const st = this.pstate[i];
@@ -295,8 +323,13 @@ export class PiecePicker {
     if (bits === null ? !isSeed : bits.empty) return 0;
     let n = 0;
     if (critical && this.critical.length > 0) {
-      n += this.pickCritical(peer, bits, max, out, allowedFast);
+      // Choked: only a piece a reader is blocked on is worth an allowed-fast request; anything else would still be
+      // arriving when the unchoke (usually a round trip away) lets the readers' pieces go.
+      if (allowedFast !== undefined) return this.pickCritical(peer, bits, max, out, allowedFast, true);
+      n += this.pickCritical(peer, bits, max, out, undefined, false);
       if (n >= max) return n;
+      // A reader is blocked on a piece this peer has: anything else asked now would be served before it.
+      if (this.urgentSet.size > 0 && this.servesUrgent(bits)) return n;
     }
     if (this.freeWanted > 0) {
       for (const p of this.active) {

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { Metainfo } from '../metainfo/types.js';
 import { ShoalError } from '../util/errors.js';
-import { mediaContainerOf, mediaHeadTailPieces, tailBytes } from '../stream/media.js';
+import { HEAD_BYTES, mediaContainerOf, mp4LayoutFromHead, tailBytes, type Mp4Layout } from '../stream/media.js';
 import { RateMeter } from './rate-meter.js';
 
 /** What the stream manager needs from the torrent's content. */
@@ -10,23 +10,36 @@ export interface StreamHost {
   hasPiece(index: number): boolean;
   isWanted(index: number): boolean;
   readPiece(index: number): Promise<Buffer>;
-  /** Tell the picker which pieces readers need next, most urgent first (the first `urgent` are being waited on). */
-  setCritical(indices: number[], urgent: number): void;
+  /**
+   * Tell the picker which pieces readers need next, most urgent first (the first `urgent` are being waited on), and
+   * whether readers are streaming at all (then request pipelines stay short).
+   */
+  setCritical(indices: number[], urgent: number, streaming: boolean): void;
 }
 
-/** Pieces kept requested ahead of a reader: at least this many… */
-const MIN_WINDOW_PIECES = 4;
-/** …and enough for this many seconds at the rate the reader consumes, up to MAX_WINDOW_BYTES. */
+/**
+ * Pieces kept requested ahead of a reader: few at first (a player that opens a file often jumps elsewhere after its
+ * first reads, and what was requested for the old place delays the new one)…
+ */
+const MIN_WINDOW_PIECES = 2;
+/** …growing to this many seconds at the rate the reader consumes, up to MAX_WINDOW_BYTES. */
 const WINDOW_SECONDS = 10;
 const MAX_WINDOW_BYTES = 64 * 1024 * 1024;
+/**
+ * After the last reader closes, streaming continues this long: a player closes one request and opens the next (a
+ * seek, the jump to an MP4's index), and a deep pipeline filled in between would delay the next one.
+ */
+const LINGER_MS = 5000;
+/** An MP4's index is fetched ahead of the head up to this many bytes (the most `tailBytes` guesses for any file). */
+const MAX_INDEX_BYTES = 16 * 1024 * 1024;
 
 interface ReaderState {
   readonly file: number;
   /** Torrent-wide byte offset of the next byte to deliver, and of the last byte wanted (inclusive). */
   pos: number;
   readonly end: number;
-  /** Media head/tail pieces still to fetch first (MP4 moov, Matroska cues). */
-  upfront: number[];
+  /** It started at the file's first byte: a player reads the head, then its media index (see upfrontPieces). */
+  readonly fromStart: boolean;
   waiting: number | null;
   readonly rate: RateMeter;
   wake: (() => void) | null;
@@ -41,8 +54,14 @@ interface ReaderState {
 export class StreamManager {
   private readonly host: StreamHost;
   private readonly readers = new Set<ReaderState>();
-  /** Pieces to fetch first before any reader exists (`prefetch`): a player is about to open this file. */
-  private hinted: number[] = [];
+  /** File a player is about to open (`prefetch`), until a reader of it exists. */
+  private hintFile: number | null = null;
+  /** MP4 files whose head has been read: where their index is (null: the head did not tell). */
+  private readonly layouts = new Map<number, Mp4Layout | null>();
+  private readonly probing = new Set<number>();
+  /** Streaming lasts until then after the last reader closed (see LINGER_MS). */
+  private lingerUntil = 0;
+  private lingerTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(host: StreamHost) {
@@ -71,12 +90,11 @@ export class StreamManager {
       }
     }
     const st: ReaderState = {
-      file: index, pos: file.offset + start, end: file.offset + end, upfront: [], waiting: null, rate: new RateMeter(), wake: null,
+      file: index, pos: file.offset + start, end: file.offset + end, fromStart: start === 0, waiting: null, rate: new RateMeter(), wake: null,
     };
-    if (start === 0) {
-      // Media players read the head, then jump to the index at the end (MP4 moov, Matroska cues): fetch both first.
-      st.upfront = upfrontPieces(meta, index);
-    }
+    // The hint has served its purpose: the reader now says what is needed, and from where.
+    if (this.hintFile === index) this.hintFile = null;
+    this.probe(index);
     const manager = this;
     const reader = new Readable({
       highWaterMark: meta.pieceLength,
@@ -125,79 +143,141 @@ export class StreamManager {
   /**
    * A player is about to read file `index` from its start: fetch what it will ask for first (the head, and the tail
    * for media that keep their index there) now, instead of random pieces, so the first request finds them on disk
-   * or in flight. Readers, once they exist, come before the hint.
+   * or in flight. The first reader of the file replaces the hint.
    */
   prefetch(index: number): void {
-    const meta = this.host.meta;
-    const file = meta.files[index];
+    const file = this.host.meta.files[index];
     if (!file || file.padding || file.length === 0) return;
-    const list = upfrontPieces(meta, index);
-    const first = Math.floor(file.offset / meta.pieceLength);
-    for (let i = first; i < first + MIN_WINDOW_PIECES; i++) if (i < meta.pieceCount) list.push(i);
-    this.hinted = list.filter((i) => this.host.isWanted(i) && !this.host.hasPiece(i));
+    this.hintFile = index;
+    this.probe(index);
     this.update();
   }
 
-  /** A piece was verified: wake readers waiting for it. */
+  /** A piece was verified: wake readers waiting for it; learn an MP4's layout from its head. */
   pieceVerified(index: number): void {
-    if (this.hinted.length > 0) this.hinted = this.hinted.filter((i) => i !== index);
-    for (const st of this.readers) {
-      st.upfront = st.upfront.filter((i) => i !== index);
-      if (st.waiting === index && st.wake) st.wake();
-    }
+    for (const st of this.readers) if (st.waiting === index && st.wake) st.wake();
+    const meta = this.host.meta;
+    if (this.hintFile !== null && firstPieceOf(meta, this.hintFile) === index) this.probe(this.hintFile);
+    for (const st of this.readers) if (st.fromStart && firstPieceOf(meta, st.file) === index) this.probe(st.file);
+  }
+
+  /**
+   * Reads an MP4's first piece (once it is verified) to learn where its index is: nothing at the end to fetch first
+   * when the moov leads (faststart), or exactly the pieces from the end of the media data when it trails. Until then
+   * nothing from the end is asked for (the first piece is first in line); when the head does not tell, a guess by
+   * size, as for other containers.
+   */
+  private probe(index: number): void {
+    const meta = this.host.meta;
+    const file = meta.files[index]!;
+    if (mediaContainerOf(file.path.join('/')) !== 'mp4' || this.layouts.has(index) || this.probing.has(index)) return;
+    const first = firstPieceOf(meta, index);
+    if (!this.host.hasPiece(first)) return;
+    this.probing.add(index);
+    this.host.readPiece(first).then((piece) => {
+      const from = file.offset - first * meta.pieceLength;
+      this.layouts.set(index, mp4LayoutFromHead(piece.subarray(from, from + file.length), file.length));
+    }, () => {
+      this.layouts.set(index, null);
+    }).finally(() => {
+      this.probing.delete(index);
+      this.update();
+    });
   }
 
   private remove(st: ReaderState): void {
     if (!this.readers.delete(st)) return;
+    if (this.readers.size === 0 && !this.closed) {
+      this.lingerUntil = Date.now() + LINGER_MS;
+      if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+      this.lingerTimer = setTimeout(() => { this.lingerTimer = null; this.update(); }, LINGER_MS + 10);
+      this.lingerTimer.unref();
+    }
     st.wake?.();
     this.update();
   }
 
-  /** Recompute the picker's critical list from every reader's position and rate. */
+  /**
+   * Recompute the picker's critical list from every reader's position and rate: the pieces readers are blocked on
+   * (urgent), then each reader's media head/index and readahead window, readers that wait before readers that are
+   * merely reading ahead, interleaved so none starves; a prefetch hint last.
+   */
   update(): void {
     if (this.closed) return;
     const meta = this.host.meta;
     const urgent: number[] = [];
-    const lists: number[][] = [];
+    const waiting: number[][] = [];
+    const others: number[][] = [];
     for (const st of this.readers) {
       if (st.waiting !== null) urgent.push(st.waiting);
-      const list: number[] = [...st.upfront];
+      const list = st.fromStart ? upfrontPieces(meta, st.file, this.layouts.get(st.file)) : [];
       const windowBytes = Math.min(MAX_WINDOW_BYTES, Math.max(MIN_WINDOW_PIECES * meta.pieceLength, st.rate.rate() * WINDOW_SECONDS));
       const first = Math.floor(st.pos / meta.pieceLength);
-      const last = Math.min(Math.floor(st.end / meta.pieceLength), first + Math.ceil(windowBytes / meta.pieceLength));
-      for (let i = first; i <= last; i++) if (!this.host.hasPiece(i)) list.push(i);
-      lists.push(list);
+      const last = Math.min(Math.floor(st.end / meta.pieceLength), first + Math.ceil(windowBytes / meta.pieceLength) - 1);
+      for (let i = first; i <= last; i++) list.push(i);
+      // Interleaving counts pieces still missing, so a reader whose window is mostly here does not fall behind.
+      (st.waiting !== null ? waiting : others).push(list.filter((i) => !this.host.hasPiece(i)));
     }
-    // Interleave readers so one does not starve another; a prefetch hint comes after them.
     const out = [...urgent];
-    for (let k = 0; lists.some((l) => k < l.length); k++) for (const l of lists) if (k < l.length) out.push(l[k]!);
-    out.push(...this.hinted);
-    this.host.setCritical(out, urgent.length);
+    for (const lists of [waiting, others]) {
+      for (let k = 0; lists.some((l) => k < l.length); k++) for (const l of lists) if (k < l.length) out.push(l[k]!);
+    }
+    let hintMissing = false;
+    if (this.hintFile !== null) {
+      const file = meta.files[this.hintFile]!;
+      const first = firstPieceOf(meta, this.hintFile);
+      const lastOfFile = Math.floor((file.offset + file.length - 1) / meta.pieceLength);
+      const hint = upfrontPieces(meta, this.hintFile, this.layouts.get(this.hintFile));
+      for (let i = first; i < first + MIN_WINDOW_PIECES && i <= lastOfFile; i++) hint.push(i);
+      hintMissing = hint.some((i) => !this.host.hasPiece(i));
+      out.push(...hint);
+    }
+    const streaming = this.readers.size > 0 || hintMissing || Date.now() < this.lingerUntil;
+    // The picker drops pieces we have or do not want, and repeats.
+    this.host.setCritical(out, urgent.length, streaming);
   }
 
   close(): void {
     this.closed = true;
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    this.lingerTimer = null;
     for (const st of this.readers) st.wake?.();
     this.readers.clear();
   }
 }
 
+function firstPieceOf(meta: Metainfo, index: number): number {
+  return Math.floor(meta.files[index]!.offset / meta.pieceLength);
+}
+
 /**
  * What a player of file `index` asks for first, in the order it asks: the first piece (container header), then the
- * tail where MP4 without faststart keeps its moov and Matroska its cues (the player jumps there next), then the rest of
- * the head.
+ * media index where the player jumps next — an MP4's moov when it trails the media data, found exactly once the head
+ * is known (`layout`: undefined before the probe, null when it did not tell, then guessed by size); Matroska cues
+ * and AVI idx1 by size — then the rest of the head. An MP4 whose moov leads needs nothing from its end. Files of
+ * other kinds: the head only. May repeat a piece (the picker keeps the first).
  */
-function upfrontPieces(meta: Metainfo, index: number): number[] {
+function upfrontPieces(meta: Metainfo, index: number, layout: Mp4Layout | null | undefined): number[] {
   const file = meta.files[index]!;
-  const ranges = mediaHeadTailPieces({ offset: file.offset, length: file.length }, meta.pieceLength, mediaContainerOf(file.path.join('/')));
-  if (ranges.length === 0) return [];
-  const first = ranges[0]!.first;
-  const last = ranges[ranges.length - 1]!.last;
-  const tailLen = Math.min(file.length, tailBytes(file.length, mediaContainerOf(file.path.join('/'))));
-  // The head and tail ranges may have merged (a small file): the tail is still what the player asks for second.
-  const tailFirst = tailLen > 0 ? Math.floor((file.offset + file.length - tailLen) / meta.pieceLength) : last + 1;
+  if (file.length === 0) return [];
+  const P = meta.pieceLength;
+  const container = mediaContainerOf(file.path.join('/'));
+  const first = Math.floor(file.offset / P);
+  const headLast = Math.floor((file.offset + Math.min(file.length, HEAD_BYTES) - 1) / P);
+  const fileEnd = file.offset + file.length - 1;
+  let tailFrom = -1;
+  let tailTo = fileEnd;
+  if (container === 'mp4' && layout?.moov === 'end') {
+    tailFrom = file.offset + layout.indexAt;
+    tailTo = Math.min(fileEnd, tailFrom + MAX_INDEX_BYTES - 1);
+  } else if (container !== 'mp4' || layout === null) {
+    // By size: Matroska cues, AVI idx1, an MP4 whose head did not tell. An MP4 not probed yet gets no guess: its
+    // first piece, first in line, tells the layout soon, and a tail guessed by size is mostly pieces never read.
+    const tailLen = Math.min(file.length, tailBytes(file.length, container));
+    if (tailLen > 0) tailFrom = fileEnd - tailLen + 1;
+  }
   const out: number[] = [first];
-  for (let i = Math.max(tailFirst, first + 1); i <= last; i++) out.push(i);
-  for (const r of ranges) for (let i = r.first; i <= r.last; i++) out.push(i);
-  return [...new Set(out)];
+  if (tailFrom >= 0) for (let i = Math.floor(tailFrom / P); i <= Math.floor(tailTo / P); i++) out.push(i);
+  for (let i = first + 1; i <= headLast; i++) out.push(i);
+  return out;
 }

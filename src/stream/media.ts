@@ -161,3 +161,42 @@ export function mediaHeadTailPieces(
   if (tail.first <= head.last + 1) return [{ first: head.first, last: tail.last }];
   return [head, tail];
 }
+
+/** What the head of an MP4 file says about where a player reads its index (see `mp4LayoutFromHead`). */
+export type Mp4Layout =
+  | { moov: 'start' }
+  /** `indexAt`: file offset of the first top-level box after the media data; the moov is there or after it. */
+  | { moov: 'end'; indexAt: number };
+
+/**
+ * Where an MP4's index is, from its first bytes only (a streaming reader has the head long before the rest):
+ * walks the top-level box headers that lie inside `head`. A moov before any mdat means the index is at the start;
+ * an mdat whose end lies beyond `head` with no moov before it means the index is in the file's tail, from the end
+ * of that mdat (exact, so a player's jump to the index can be fetched ahead of it). Null when the bytes are not a
+ * well-formed MP4 or do not tell.
+ */
+export function mp4LayoutFromHead(head: Buffer, fileLength: number): Mp4Layout | null {
+  let pos = 0;
+  let mediaSeen = false;
+  for (let count = 0; count < MAX_TOP_LEVEL_BOXES && pos < fileLength; count++) {
+    if (pos + 8 > head.length) return mediaSeen ? { moov: 'end', indexAt: pos } : null;
+    let boxSize = head.readUInt32BE(pos);
+    const type = head.toString('latin1', pos + 4, pos + 8);
+    if (!BOX_TYPE.test(type) || (count === 0 && !TOP_LEVEL.has(type))) return null;
+    let header = 8;
+    if (boxSize === 1) {
+      if (pos + 16 > head.length) return null;
+      const large = head.readBigUInt64BE(pos + 8);
+      if (large > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+      boxSize = Number(large);
+      header = 16;
+    } else if (boxSize === 0) {
+      boxSize = fileLength - pos;
+    }
+    if (boxSize < header || boxSize > fileLength - pos) return null;
+    if (type === 'moov') return mediaSeen ? { moov: 'end', indexAt: pos } : { moov: 'start' };
+    if (type === 'mdat') mediaSeen = true;
+    pos += boxSize;
+  }
+  return null;
+}

@@ -175,6 +175,12 @@ export class StreamServer {
       counter.destroy();
     });
     reader.pipe(counter).pipe(res);
+    // Headers now, not with the first bytes (which may be a piece away): a player that seeks opens the new range
+    // before it closes the old one, and only once the new headers arrive, so until then the old reader would keep
+    // its pieces in demand. A reader that fails at once (above, or while this tick's callbacks run) still gets a 503.
+    setImmediate(() => {
+      if (!settled && !res.headersSent && !res.destroyed) res.flushHeaders();
+    });
   }
 
   private sendPage(req: IncomingMessage, res: ServerResponse, type: string, body: string): void {

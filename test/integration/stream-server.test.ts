@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StreamServer } from '../../src/stream/server.js';
@@ -250,4 +251,33 @@ test('close() ends open responses and destroys their readers', { timeout: 20_000
   assert.ok(reader.stream.bytesRead < BIG);
   assert.equal(src.files.length, 1);
   assert.equal(srv.urlFor(0).startsWith('http://127.0.0.1:'), true);
+});
+
+test('headers go out before the first byte while the reader waits for its piece (a seeking player closes its old request on them)', { timeout: 20_000 }, async () => {
+  const opened: Readable[] = [];
+  const srv = new StreamServer({
+    name: 'slow',
+    files: [{ index: 0, path: 'v.mp4', length: 1000 }],
+    createReadStream() {
+      // Yields nothing until the test says the piece is verified.
+      const reader = new Readable({ read() { /* waiting for a piece */ } });
+      opened.push(reader);
+      return reader;
+    },
+  });
+  await srv.listen();
+  try {
+    const req = request(srv.urlFor(0), { agent: false, headers: { range: 'bytes=100-' } });
+    req.end();
+    const [res] = await once(req, 'response');
+    assert.equal(res.statusCode, 206);
+    assert.equal(res.headers['content-range'], 'bytes 100-999/1000');
+    const reader = opened[0]!;
+    const body = new Promise<Buffer>((resolve) => { const parts: Buffer[] = []; res.on('data', (c: Buffer) => parts.push(c)); res.on('end', () => resolve(Buffer.concat(parts))); });
+    reader.push(Buffer.alloc(900, 9));
+    reader.push(null);
+    assert.deepEqual(await body, Buffer.alloc(900, 9));
+  } finally {
+    await srv.close();
+  }
 });

@@ -4,7 +4,7 @@ import { open, readFile, stat } from 'node:fs/promises';
 import { openSync, closeSync } from 'node:fs';
 import fc from 'fast-check';
 import {
-  HEAD_BYTES, MAX_TOP_LEVEL_BOXES, mediaContainerOf, mediaHeadTailPieces, mp4MoovPosition, mp4TopLevelBoxes, tailBytes,
+  HEAD_BYTES, MAX_TOP_LEVEL_BOXES, mediaContainerOf, mediaHeadTailPieces, mp4LayoutFromHead, mp4MoovPosition, mp4TopLevelBoxes, tailBytes,
   type MediaContainer, type ReadAt,
 } from '../../src/stream/media.js';
 import { testVideos } from '../helpers/media.js';
@@ -129,4 +129,38 @@ test('property: head/tail ranges stay inside the file, ascending, disjoint, and 
       const bytes = r.reduce((n, x) => n + (x.last - x.first + 1) * P, 0);
       assert.ok(bytes <= HEAD_BYTES + 16 * MiB + 4 * P, 'never more than head + tail (plus partial pieces)');
     }), { seed: 0x5eed, numRuns: 2000 });
+});
+
+test('the layout from the head alone: ffmpeg files, with only their first 16 KiB', { timeout: 60_000 }, async (t) => {
+  const v = await testVideos(t);
+  if (!v) return;
+  const fast = await readFile(v.faststart);
+  assert.deepEqual(mp4LayoutFromHead(fast.subarray(0, 16 * 1024), fast.length), { moov: 'start' });
+  const end = await readFile(v.moovAtEnd);
+  const boxes = (await mp4TopLevelBoxes(bufferReader(end), end.length))!;
+  const mdat = boxes.find((b) => b.type === 'mdat')!;
+  const layout = mp4LayoutFromHead(end.subarray(0, 16 * 1024), end.length);
+  assert.deepEqual(layout, { moov: 'end', indexAt: mdat.offset + mdat.size });
+  assert.ok(boxes.find((b) => b.type === 'moov')!.offset >= mdat.offset + mdat.size, 'the moov is at or after indexAt');
+  assert.equal(mp4LayoutFromHead((await readFile(v.matroska)).subarray(0, 16 * 1024), 1 << 20), null, 'Matroska is not MP4');
+});
+
+test('the layout from the head: synthetic boxes, short heads, garbage', () => {
+  const head = (parts: Buffer[], keep: number, length?: number) => {
+    const b = Buffer.concat(parts);
+    return mp4LayoutFromHead(b.subarray(0, keep), length ?? b.length);
+  };
+  assert.deepEqual(head([box('ftyp', 16), box('mdat', 100, true), box('moov', 50)], 40), { moov: 'end', indexAt: 24 + 116 });
+  assert.deepEqual(head([box('ftyp', 16), box('free', 8), box('moov', 50)], 60), { moov: 'start' });
+  assert.equal(head([box('ftyp', 16), box('moov', 50)], 20), null, 'the head ends before the first box after ftyp');
+  assert.equal(head([box('ftyp', 16), box('mdat', 10, true)], 30), null, 'a 64-bit size cut short');
+  assert.equal(head([box('ftyp', 16), box('mdat', 40)], 100), null, 'no moov at all');
+  assert.equal(head([Buffer.from('not an mp4 file at all')], 22), null);
+  assert.equal(head([box('ftyp', 16), box('mdat', 100)], 200, 60), null, 'a box larger than the file');
+  const zero = box('mdat', 40); zero.writeUInt32BE(0, 0);
+  assert.equal(head([box('ftyp', 16), zero], 100), null, 'mdat to the end: no index anywhere');
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 256 }), fc.integer({ min: 0, max: 1 << 20 }), (bytes, length) => {
+    const r = mp4LayoutFromHead(Buffer.from(bytes), length);
+    assert.ok(r === null || r.moov === 'start' || (r.indexAt >= 0 && r.indexAt < length));
+  }), { seed: 7, numRuns: 500 });
 });
