@@ -46,7 +46,7 @@ export interface DownloadHost {
 
 interface InFlightPiece {
   buffer: Buffer;
-  /** Blocks being copied into `buffer` right now; a buffer goes back to the pool only when this is 0. */
+  /** Blocks being copied into `buffer` right now; a buffer goes back to storage for reuse only when this is 0. */
   copying: number;
   /** Who delivered each block, for attributing a failed hash. */
   senders: (BlockSource | undefined)[];
@@ -431,7 +431,7 @@ export class Downloader {
 
   /**
    * Every request of a piece was cancelled before any block arrived: the picker has put it back in the queue, so its
-   * buffer goes back to the pool rather than sitting outside the pending-bytes bound until the piece is picked again.
+   * buffer goes back to storage for reuse rather than sitting outside the pending-bytes bound until the piece is picked again.
    */
   private dropIfRequeued(index: number): void {
     const piece = this.inFlight.get(index);
