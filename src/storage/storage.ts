@@ -207,9 +207,12 @@ export class Storage {
     }));
   }
 
-  /** A buffer for a piece of `length` bytes that owns its ArrayBuffer, recycled from the piece cache when possible. */
+  /**
+   * A buffer for a piece of `length` bytes that owns its ArrayBuffer, recycled from the piece cache when possible:
+   * the cache's oldest unpinned piece gives its memory, so cached plus in-flight pieces stay near the cache limit.
+   */
   allocatePiece(length: number): Buffer {
-    return this.cache.allocate(length);
+    return this.cache.allocate(length, 0);
   }
 
   /** Give back a buffer from allocatePiece that nobody else has seen (e.g. its piece failed its hash check). */

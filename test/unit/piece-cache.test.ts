@@ -13,18 +13,18 @@ test('an evicted piece is recycled only once nobody borrows it, and a piece hand
   cache.insert(0, a, false);
   const block = cache.borrow(0, 0, 16)!;
   assert.equal(block[0], 1);
-  cache.insert(1, cache.allocate(PIECE).fill(2), false);
-  cache.insert(2, cache.allocate(PIECE).fill(3), false); // evicts piece 0, still borrowed
+  cache.insert(1, Buffer.alloc(PIECE, 2), false);
+  cache.insert(2, Buffer.alloc(PIECE, 3), false); // evicts piece 0, still borrowed
   assert.equal(cache.has(0), false);
   cache.check();
+  // Free list empty, cache full: the oldest unpinned piece (1) gives its memory; piece 0's is still borrowed.
   const fresh = cache.allocate(PIECE);
   assert.notEqual(fresh.buffer, a.buffer, 'a borrowed buffer must not be reused');
-  cache.discard(fresh);
+  assert.equal(cache.has(1), false, 'a full cache gives its oldest piece to the next allocation');
+  cache.check();
   cache.release(block);
   cache.check();
-  // Now piece 0's memory is free: the next allocation may reuse it (LIFO: the discarded one first, then it).
-  const reused = [cache.allocate(PIECE), cache.allocate(PIECE)];
-  assert.ok(reused.some((b) => b.buffer === a.buffer), 'released memory is recycled');
+  assert.equal(cache.allocate(PIECE).buffer, a.buffer, 'released memory is recycled');
 
   const b = cache.allocate(PIECE).fill(4);
   cache.insert(3, b, false);
@@ -32,6 +32,22 @@ test('an evicted piece is recycled only once nobody borrows it, and a piece hand
   assert.equal(whole, b);
   cache.delete(3);
   for (let i = 0; i < 8; i++) assert.notEqual(cache.allocate(PIECE).buffer, b.buffer, 'get() hands out memory for good');
+});
+
+test('a downloader\'s allocations take memory from a cache over the given threshold, never from pinned pieces', () => {
+  const cache = new PieceCache(4 * PIECE, PIECE);
+  const bufs = [0, 1, 2].map((i) => { const b = cache.allocate(PIECE, 2 * PIECE); cache.insert(i, b, false); return b; });
+  const pinned = cache.borrow(0, 0, 8)!;
+  // 3 pieces cached, over the threshold of 2: piece 0 is pinned, so piece 1 gives its memory.
+  const next = cache.allocate(PIECE, 2 * PIECE);
+  assert.equal(next.buffer, bufs[1]!.buffer);
+  assert.equal(cache.has(0), true);
+  assert.equal(cache.has(1), false);
+  // Now at the threshold: a fresh buffer.
+  const fresh = cache.allocate(PIECE, 2 * PIECE);
+  assert.ok(bufs.every((b) => b.buffer !== fresh.buffer));
+  cache.release(pinned);
+  cache.check();
 });
 
 test('a piece borrowed twice stays in use until both borrows are released', () => {
@@ -84,7 +100,7 @@ test('property: any sequence of operations keeps P1-P3, and no memory in use is 
     for (const o of ops) {
       switch (o.k) {
         case 'insert': {
-          const buf = cache.allocate(PIECE);
+          const buf = cache.allocate(PIECE, o.i % 2 === 0 ? undefined : PIECE);
           assert.ok(!inUse().has(buf.buffer), 'allocate() returned memory that is still in use');
           if (o.shared) keptForever.add(buf.buffer);
           cache.insert(o.i, buf, o.shared);
