@@ -12,26 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { createLan, requireLan } from '../helpers/netns.js';
-import { NsCli, NsFetcher, writeToken } from '../helpers/fleet.js';
+import { NsCli, NsFetcher, until, writeToken } from '../helpers/fleet.js';
 import type { AgentRecord, ChannelView } from '../../src/fleet/types.js';
 
 const MiB = 1024 * 1024;
 const AGENTS = 8;
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const zoneOf = (i: number): string => (i < AGENTS / 2 ? 'a' : 'b');
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
 
 test('fleet in network namespaces: 8 agents in two zones; rollout, supersession, kill -9 of an agent and of the controller', { timeout: 150_000 }, async (t) => {
   if (!requireLan(t)) return;
