@@ -25,12 +25,8 @@ interface Entry {
   evicted: boolean;
 }
 
-/**
- * Free buffers kept beside the cache; beyond this they are left to the garbage collector. Few are needed: the
- * cache gives its oldest piece's memory to the next allocation (evictForReuse). Without that, a downloader
- * allocating in bursts found this list empty for half of its pieces.
- */
-const MAX_FREE = 4;
+/** Free buffers kept beside the cache at least, whatever its limit. */
+const MIN_FREE = 4;
 /** Entries allocate() looks at, oldest first, for memory to reuse. */
 const EVICT_SCAN = 8;
 
@@ -40,8 +36,19 @@ export class PieceCache {
   private readonly free: Buffer[] = [];
   private used = 0;
 
+  /**
+   * Free buffers kept beside the cache; beyond this they are left to the garbage collector. As many as the cache
+   * holds: when a burst of pieces in flight has drained the cache (evictForReuse) and then lands in it, the excess
+   * waits here for the next burst. Measured on a 512 MiB download from libtorrent (which interleaves pieces, so
+   * more are in flight): with 4, 161 fresh allocations and 15 mark-compacts; with 16, 73 and 2, and 0.7 CPU-s
+   * less, for 4 % more peak RSS.
+   */
+  private readonly maxFree: number;
+
   /** `recycleLength`: only buffers of this length (the torrent's piece length) are recycled. */
-  constructor(private readonly limit: number, private readonly recycleLength: number) {}
+  constructor(private readonly limit: number, private readonly recycleLength: number) {
+    this.maxFree = Math.max(MIN_FREE, Math.ceil(limit / Math.max(1, recycleLength)));
+  }
 
   get size(): number { return this.byIndex.size; }
   get bytes(): number { return this.used; }
@@ -105,7 +112,7 @@ export class PieceCache {
 
   /** A buffer from allocate() that nobody else has seen (e.g. its read failed) can be reused at once. */
   discard(buf: Buffer): void {
-    if (buf.length === this.recycleLength && this.free.length < MAX_FREE && !this.byMemory.has(buf.buffer)) this.free.push(buf);
+    if (buf.length === this.recycleLength && this.free.length < this.maxFree && !this.byMemory.has(buf.buffer)) this.free.push(buf);
   }
 
   /**
@@ -171,6 +178,6 @@ export class PieceCache {
 
   private retire(e: Entry): void {
     this.byMemory.delete(e.buf.buffer);
-    if (!e.shared && e.buf.length === this.recycleLength && this.free.length < MAX_FREE) this.free.push(e.buf);
+    if (!e.shared && e.buf.length === this.recycleLength && this.free.length < this.maxFree) this.free.push(e.buf);
   }
 }
