@@ -18,6 +18,12 @@ const client = new WebTorrent({
   dht: false, lsd: false, tracker: false, utp: false, natUpnp: false, natPmp: false, webSeeds: false,
   torrentPort: Number(a.port),
 });
+// Its DHT would bootstrap from public routers (k-rpc's defaults): the benchmarks talk only to loopback and their own
+// namespaces, so a WebTorrent that started one anyway (an option renamed upstream) is refused before it sends a packet.
+if (client.dht) {
+  emit({ event: 'error', message: 'WebTorrent started a DHT although dht: false was passed; refusing to run' });
+  process.exit(1);
+}
 client.on('error', (err) => { emit({ event: 'error', message: String(err?.message ?? err) }); process.exit(1); });
 
 const torrent = client.add(readFileSync(a.torrent), { path: a.dir, strategy: a.strategy, announce: [] });

@@ -20,6 +20,9 @@ const fail = (err) => { emit({ event: 'error', message: String(err?.message ?? e
 const client = new WebTorrent({
   dht: false, lsd: false, tracker: false, utp: false, natUpnp: false, natPmp: false, webSeeds: false, torrentPort: 0,
 });
+// Its DHT would bootstrap from public routers (k-rpc's defaults): the benchmarks talk only to loopback and their own
+// namespaces, so a WebTorrent that started one anyway (an option renamed upstream) is refused before it sends a packet.
+if (client.dht) fail(new Error('WebTorrent started a DHT although dht: false was passed; refusing to run'));
 client.on('error', fail);
 const server = client.createServer({ origin: false });
 const listening = new Promise((resolve) => server.listen(0, a['http-host'], resolve));
