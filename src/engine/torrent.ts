@@ -667,6 +667,8 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
       state: this.stateValue,
       knownPeers: this.peerManager.knownCount,
       piecesInFlight: content?.downloader.piecesInFlight ?? 0,
+      cacheBytes: content?.storage.cacheBytes ?? 0,
+      lentBlocks: content?.storage.lentBlocks ?? 0,
       ...(dht ? { dht: { nodes: dht.nodes, lookups: dht.lookups } } : {}),
     };
   }

@@ -134,6 +134,10 @@ export interface TorrentStats {
   knownPeers: number;
   /** Pieces with a download buffer (requested or partly received, or being verified). */
   piecesInFlight: number;
+  /** Bytes of whole pieces held in the upload cache (read from disk, or just downloaded), and its blocks lent to
+   * sockets whose writes have not completed yet (their memory is not reused until then). */
+  cacheBytes: number;
+  lentBlocks: number;
   /** The client's DHT node, when it runs one: routing-table size and lookups done. */
   dht?: { nodes: number; lookups: number };
 }

@@ -50,8 +50,13 @@ export class PieceCache {
     this.maxFree = Math.max(MIN_FREE, Math.ceil(limit / Math.max(1, recycleLength)));
   }
 
-  get size(): number { return this.byIndex.size; }
   get bytes(): number { return this.used; }
+  /** Borrows not yet released, over cached and evicted pieces alike. */
+  get lent(): number {
+    let n = 0;
+    for (const e of this.byMemory.values()) n += e.pins;
+    return n;
+  }
 
   has(index: number): boolean { return this.byIndex.has(index); }
 

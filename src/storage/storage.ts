@@ -319,6 +319,10 @@ export class Storage {
     this.reading.delete(index);
   }
 
+  /** Bytes of pieces in the cache, and blocks lent by borrowBlock and not yet released. */
+  get cacheBytes(): number { return this.cache.bytes; }
+  get lentBlocks(): number { return this.cache.lent; }
+
   /** Throws if the piece cache's invariants do not hold (debug mode). */
   checkInvariants(): void {
     this.cache.check();

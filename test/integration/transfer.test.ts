@@ -158,3 +158,26 @@ test('IPv6 loopback transfer', { timeout: TIMEOUT }, async (tc) => {
     assert.deepEqual(await compareContent(meta, data, dir), []);
   });
 });
+
+test('the seed lends cached blocks to sockets only until their writes complete; downloaded pieces stay cached for upload', { timeout: TIMEOUT }, async () => {
+  await withScope('xfer-cache', async (s) => {
+    const data = randomBytes(4 * MiB);
+    const { meta } = makeMetainfo([{ path: ['c.bin'], data }], 256 * KiB, 'c.bin');
+    const seed = await startSeed(s, meta, data);
+    const dl = await s.client();
+    const dir = join(s.dir, 'dl');
+    const t = await dl.add(meta, { path: dir, peers: [{ host: '127.0.0.1', port: seed.client.port }] });
+    await waitDone(t, TIMEOUT - 5000);
+    assert.deepEqual(await compareContent(meta, data, dir), []);
+    // Every block the seed wrote has been received, so every write completed and every loan was returned; a leak
+    // here would keep piece memory out of reuse for good.
+    const end = Date.now() + 5000;
+    while (seed.torrent.stats().lentBlocks > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(seed.torrent.stats().lentBlocks, 0, 'blocks still lent after the download completed');
+    assert.ok(seed.torrent.stats().cacheBytes > 0, 'the seed served from its cache');
+    // The downloader kept verified pieces to serve them without a disk read (not all of them: pieces in flight
+    // take their memory from the cache's oldest).
+    assert.ok(t.stats().cacheBytes > 0, 'downloaded pieces are cached');
+    assert.equal(t.stats().lentBlocks, 0);
+  });
+});
