@@ -209,7 +209,7 @@ export class Downloader {
     const length = pieceLengthAt(this.host.meta, index);
     const blocks = Math.ceil(length / BLOCK_SIZE);
     const p: InFlightPiece = {
-      buffer: this.allocate(length), copying: 0, senders: new Array(blocks), writers: new Array(blocks),
+      buffer: this.host.allocatePiece(length), copying: 0, senders: new Array(blocks), writers: new Array(blocks),
       verifying: false, verifyWhenIdle: false, startedAt: Date.now(),
     };
     this.inFlight.set(index, p);
@@ -221,13 +221,9 @@ export class Downloader {
    * we just announced, and it is served without a disk read), and the cache's evicted buffers are the next pieces'
    * buffers, so the kernel need not fault in and zero fresh pages for every piece. (Shared memory would spare the
    * GC pressure of moving buffers to the hash worker, but V8 copies into a SharedArrayBuffer with relaxed
-   * atomics, 3-4x slower than memcpy: measured, a wash.)
+   * atomics, 3-4x slower than memcpy: measured, a wash.) Here: a piece that was not stored gives its buffer back,
+   * unless a copy into it is still in progress.
    */
-  private allocate(length: number): Buffer {
-    return this.host.allocatePiece(length);
-  }
-
-  /** A piece that was not stored: its buffer is free again, unless a copy into it is still in progress. */
   private release(piece: InFlightPiece): void {
     if (piece.copying === 0 && !this.closed) this.host.recyclePiece(piece.buffer);
   }
