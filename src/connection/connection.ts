@@ -89,6 +89,12 @@ export interface ConnectionEvents {
   closed(c: PeerConnection, err?: Error): void;
 }
 
+/**
+ * Extended-handshake key (value 1) of a peer that hides pieces while initial seeding but serves a request for any of
+ * them: a streaming reader cannot wait for the piece it is blocked on to be offered.
+ */
+export const INITIAL_SEEDING_KEY = 'shoal_initial_seeding';
+
 /** Haves remembered before we know the piece count (a magnet download): more than this is abuse. */
 const MAX_EARLY_HAVES = 65536;
 
@@ -121,6 +127,12 @@ export class PeerConnection implements ExtensionConnection {
   interestingCount = 0;
   /** BEP 6 allowed-fast pieces the peer granted us. */
   readonly allowedFast = new Set<number>();
+  /**
+   * The peer has every piece and serves a request for any of them, though it announces them a few at a time (a Shoal
+   * origin in initial seeding says so with `shoal_initial_seeding` in its extended handshake). Streaming asks it for
+   * the pieces a reader needs; everything else still follows its announcements.
+   */
+  servesUnannounced = false;
   /** Largest number of outstanding requests the peer accepts (BEP 10 `reqq`); 250 is the usual default. */
   maxRequests = 250;
   clientName = '';
@@ -370,6 +382,7 @@ export class PeerConnection implements ExtensionConnection {
         if (Buffer.isBuffer(v)) c.clientName = v.toString('utf8').slice(0, 64);
         const p = dict['p'];
         if (typeof p === 'number' && p > 0 && p < 65536) c.advertisedPort = p;
+        c.servesUnannounced = dict[INITIAL_SEEDING_KEY] === 1;
         const m = dict['m'];
         if (m !== null && typeof m === 'object' && !Buffer.isBuffer(m) && !Array.isArray(m)) {
           // A later handshake replaces the map; id 0 disables an extension (BEP 10).

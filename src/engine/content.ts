@@ -488,6 +488,7 @@ export class TorrentContent {
   }
 
   request(c: PeerConnection, index: number, begin: number, length: number): void {
+    if (this.seeder?.active) this.seeder.requested(c, index);
     this.uploader.request(c, index, begin, length);
   }
 

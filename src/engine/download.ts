@@ -153,7 +153,7 @@ export class Downloader {
       scratch[3 * n + 1] = begin;
       scratch[3 * n + 2] = length;
       n++;
-    }, choked ? peer.allowedFast : undefined, this.host.mayTakeDeadlines?.(peer) ?? true);
+    }, choked ? peer.allowedFast : undefined, this.host.mayTakeDeadlines?.(peer) ?? true, peer.servesUnannounced);
     peer.download.requested += n;
     peer.sendRequests(scratch, n);
   }
@@ -168,7 +168,7 @@ export class Downloader {
     const picker = this.host.picker;
     const outstanding = peer.download.outstanding;
     if (outstanding.size === 0 || !(this.host.mayTakeDeadlines?.(peer) ?? true)) return;
-    if (!picker.servesUrgent(peer.isSeed ? null : peer.bits)) return;
+    if (!picker.servesUrgent(peer.isSeed || peer.servesUnannounced ? null : peer.bits)) return;
     const copying = peer.download.copyTarget as InFlightPiece | null;
     let touched: number[] | null = null;
     for (const [key, req] of outstanding) {

@@ -13,8 +13,13 @@
  * starved. Once every piece has been uploaded at least once, the origin advertises everything and behaves like an
  * ordinary seed. This works with every client: they only see a peer that announces pieces one by one.
  *
- * Invariant: a piece is "offered" to a peer from the HAVE we send until the peer has all its bytes from us or has
- * it from elsewhere; `offered[i]` counts those peers; `sent[i]` counts complete uploads of piece i.
+ * Streaming: a reader blocked on a piece cannot wait for it to be offered, so our extended handshake says we serve
+ * any piece (`shoal_initial_seeding`); a Shoal peer then asks for the pieces its readers need, and such a request
+ * makes the piece one of that peer's offers. Other clients only ever ask for what we announced.
+ *
+ * Invariant: a piece is "offered" to a peer from the HAVE we send (or its unannounced request) until the peer has all
+ * its bytes from us or has it from elsewhere; `offered[i]` counts those peers; `sent[i]` counts complete uploads of
+ * piece i.
  */
 export interface SeedingPeer {
   /** Pieces the peer has (from its bitfield and HAVEs). */
@@ -121,6 +126,20 @@ export class InitialSeeder {
       if (fallback < 0) fallback = i;
     }
     return allowShared ? fallback : -1;
+  }
+
+  /**
+   * The peer asked for a piece we did not offer it (a streaming reader needs it now; we say in our extended handshake
+   * that we serve any piece). It becomes one of the peer's offers, so the upload counts as the piece going out and it
+   * is not offered to anyone else meanwhile.
+   */
+  requested(peer: SeedingPeer, index: number): void {
+    const st = this.peers.get(peer);
+    if (!st || st.offered.has(index) || index < 0 || index >= this.pieceCount) return;
+    st.offered.set(index, 0);
+    st.offeredAt.set(index, Date.now());
+    st.advertised.add(index);
+    this.offeredCount[index]!++;
   }
 
   /** We uploaded a block of `index` to the peer. */

@@ -314,23 +314,28 @@ export class PiecePicker {
    * (3) endgame duplicates of blocks requested from other peers, fewest requesters first.
    * `allowedFast`, when given (the peer is choking us), restricts every step to those pieces.
    * Before all of these, pieces a reader needs (`setCritical`) when `critical` is true: the caller passes false for
-   * peers too slow to be trusted with a deadline.
+   * peers too slow to be trusted with a deadline. `servesUnannounced`: the peer has every piece though it announces
+   * them a few at a time (an origin in initial seeding), so critical pieces are asked of it whatever it announced.
    */
   pick(peer: PeerKey, peerBits: Bitfield | null, isSeed: boolean, max: number,
-    out: (index: number, begin: number, length: number) => void, allowedFast?: ReadonlySet<number>, critical = true): number {
+    out: (index: number, begin: number, length: number) => void, allowedFast?: ReadonlySet<number>, critical = true,
+    servesUnannounced = false): number {
     if (max <= 0 || this.missing === 0) return 0;
     const bits = isSeed ? null : peerBits;
-    if (bits === null ? !isSeed : bits.empty) return 0;
+    const nothingAnnounced = bits === null ? !isSeed : bits.empty;
+    if (nothingAnnounced && !servesUnannounced) return 0;
     let n = 0;
     if (critical && this.critical.length > 0) {
+      const criticalBits = servesUnannounced ? null : bits;
       // Choked: only a piece a reader is blocked on is worth an allowed-fast request; anything else would still be
       // arriving when the unchoke (usually a round trip away) lets the readers' pieces go.
-      if (allowedFast !== undefined) return this.pickCritical(peer, bits, max, out, allowedFast, true);
-      n += this.pickCritical(peer, bits, max, out, undefined, false);
+      if (allowedFast !== undefined) return this.pickCritical(peer, criticalBits, max, out, allowedFast, true);
+      n += this.pickCritical(peer, criticalBits, max, out, undefined, false);
       if (n >= max) return n;
       // A reader is blocked on a piece this peer has: anything else asked now would be served before it.
-      if (this.urgentSet.size > 0 && this.servesUrgent(bits)) return n;
+      if (this.urgentSet.size > 0 && this.servesUrgent(criticalBits)) return n;
     }
+    if (nothingAnnounced) return n;
     if (this.freeWanted > 0) {
       for (const p of this.active) {
         if (p.free === 0 || !this.wanted.get(p.index)) continue;

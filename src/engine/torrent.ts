@@ -9,7 +9,7 @@ import { formatPeerAddress, parsePeerAddress, type PeerAddress } from '../discov
 import type { HandshakeInfo } from '../wire/types.js';
 import type { Bitfield } from '../util/bitfield.js';
 import { ShoalError } from '../util/errors.js';
-import { PeerConnection, type ConnectionEvents } from '../connection/connection.js';
+import { INITIAL_SEEDING_KEY, PeerConnection, type ConnectionEvents } from '../connection/connection.js';
 import { ExtensionRegistry } from '../connection/registry.js';
 import type { PeerSource, PeerSourceKind, SwarmState } from '../peers/source.js';
 import { PUBLIC_ONLY_SOURCES } from '../peers/source.js';
@@ -388,6 +388,7 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
     const content = this.content?.isReady ? this.content : null;
     const extra: Record<string, unknown> = { v: this.ctx.clientName, reqq: MAX_QUEUED_REQUESTS };
     if (this.ctx.port > 0) extra['p'] = this.ctx.port;
+    if (content?.hidesPieces) extra[INITIAL_SEEDING_KEY] = 1;
     c.greet(content ? content.have : null, extra, { hideHave: content?.hidesPieces === true });
     // BEP 5: both sides set the DHT bit, so tell the peer where our node listens.
     const dht = this.ctx.dht;

@@ -145,3 +145,22 @@ test('a piece whose only receiver left is offered again once no connected peer h
   s.topUp(Date.now() + 60_000);
   assert.ok(b.told.includes(first), `the lost piece ${first} is offered again: told ${b.told.join(',')}`);
 });
+
+test('a request for a piece we did not offer (a streaming reader) counts as that peer\'s offer: sent once, offered to no one else', () => {
+  const s = new InitialSeeder(10, PIECE, PIECE, seeded());
+  const a = new FakePeer();
+  s.addPeer(a);
+  s.offer(a);
+  const unoffered = [...Array(10).keys()].find((i) => !a.told.includes(i))!;
+  s.requested(a, unoffered);
+  assert.equal(s.advertisedTo(a, unoffered), true, 'never announced to it later');
+  const b = new FakePeer();
+  s.addPeer(b);
+  s.offer(b);
+  assert.ok(!b.told.includes(unoffered), 'while a fetches it, nobody else is offered it');
+  const before = s.unsentCount;
+  sendPiece(s, a, unoffered);
+  assert.equal(s.unsentCount, before - 1, 'its upload counts as the piece going out');
+  s.requested(a, 99);
+  s.requested(a, -1);
+});

@@ -177,6 +177,36 @@ test('a peer without the urgent piece keeps its pipeline; the one with it is res
   assert.deepEqual(pickOf(p, a, full, 8).map(([i]) => i), [7, 7]);
 });
 
+test('an origin that serves unannounced pieces is asked for critical pieces only beyond what it announced', () => {
+  const p = picker(10, 2);
+  const announced = new Bitfield(10);
+  for (const i of [1, 2]) announced.set(i);
+  p.addPeerBitfield(announced);
+  const origin = {};
+  p.setCritical([8, 9], 1);
+  const got: number[] = [];
+  p.pick(origin, announced, false, 8, (i) => got.push(i), undefined, true, false);
+  assert.deepEqual(got, [1, 1, 2, 2], 'without the flag: only what it announced, never 8 or 9');
+  p.requestCancelled(origin, 1, 0); p.requestCancelled(origin, 1, BS); p.requestCancelled(origin, 2, 0); p.requestCancelled(origin, 2, BS);
+  p.checkInvariants();
+  got.length = 0;
+  assert.equal(p.servesUrgent(null), true);
+  p.pick(origin, announced, false, 8, (i) => got.push(i), undefined, true, true);
+  assert.deepEqual(got, [8, 8, 9, 9], 'the reader\'s pieces; then nothing else while one is urgent');
+  p.setCritical([], 0);
+  got.length = 0;
+  p.pick(origin, announced, false, 8, (i) => got.push(i), undefined, true, true);
+  assert.deepEqual(got.sort(), [1, 1, 2, 2], 'no readers: only what it announced');
+  // Nothing announced yet: still asked for a critical piece.
+  const q = picker(4, 1);
+  q.setCritical([3], 1);
+  const fromEmpty: number[] = [];
+  q.pick({}, new Bitfield(4), false, 4, (i) => fromEmpty.push(i), undefined, true, true);
+  assert.deepEqual(fromEmpty, [3]);
+  q.checkInvariants();
+  p.checkInvariants();
+});
+
 test('choked (allowed fast) while streaming: only urgent pieces are requested', () => {
   const p = picker(10, 2);
   const bits = all(10);
