@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { setMaxListeners } from 'node:events';
-import { Agent } from 'undici';
+import type { Agent } from 'undici';
 import type { Metainfo } from '../metainfo/types.js';
 import { pieceLengthAt } from '../metainfo/types.js';
 import { ShoalError } from '../util/errors.js';
@@ -97,6 +97,12 @@ export function webSeedSegments(meta: Pick<Metainfo, 'files' | 'pieceLength'>, i
  * a server that ignores Range, too many redirects, ...) disables it; a retryable one (5xx, timeout, short
  * body, network) puts it in exponential back-off, which the next fetch() waits out before asking again.
  */
+let undiciModule: Promise<typeof import('undici')> | undefined;
+function loadUndici(): Promise<typeof import('undici')> {
+  undiciModule ??= import('undici');
+  return undiciModule;
+}
+
 export class WebSeed {
   readonly url: string;
   private readonly meta: Metainfo;
@@ -106,7 +112,9 @@ export class WebSeed {
   private readonly rateLimiter: { take(bytes: number): number } | undefined;
   private readonly backoffBaseMs: number;
   private readonly backoffMaxMs: number;
-  private readonly agent: Agent;
+  private readonly agentOptions: ConstructorParameters<typeof Agent>[0];
+  /** Created with the first request: undici costs ~10 MiB of heap once loaded, which a process without web seeds should not pay. */
+  private agent: Agent | undefined;
   private readonly fileUrls: (string | undefined)[];
   private closed = false;
   /** One per fetch in progress, so close() can abort them without a listener per fetch on a shared signal. */
@@ -133,14 +141,24 @@ export class WebSeed {
     this.backoffBaseMs = positiveInt(opts.backoffBaseMs, DEFAULT_BACKOFF_BASE_MS, 'backoffBaseMs');
     this.backoffMaxMs = Math.max(this.backoffBaseMs, positiveInt(opts.backoffMaxMs, DEFAULT_BACKOFF_MAX_MS, 'backoffMaxMs'));
     this.fileUrls = new Array(opts.meta.files.length);
-    this.agent = new Agent({
+    this.agentOptions = {
       connections: this.maxInFlight,
       pipelining: 1,
       keepAliveTimeout: 30_000,
       headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,
       connect: { timeout: this.timeoutMs, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) },
-    });
+    };
+  }
+
+  private async httpAgent(): Promise<Agent> {
+    if (this.agent === undefined) {
+      const { Agent: AgentClass } = await loadUndici();
+      // close() may have run while the module loaded.
+      if (this.agent === undefined) this.agent = new AgentClass(this.agentOptions);
+      if (this.closed) void this.agent.destroy().catch(() => {});
+    }
+    return this.agent;
   }
 
   get bytesReceived(): number { return this.received; }
@@ -208,7 +226,7 @@ export class WebSeed {
     this.closed = true;
     const reason = new DOMException(`web seed ${this.url} closed`, 'AbortError');
     for (const ctl of this.running) ctl.abort(reason);
-    await this.agent.destroy().catch(() => {});
+    await this.agent?.destroy().catch(() => {});
   }
 
   fileUrl(fileIndex: number): string {
@@ -270,7 +288,8 @@ export class WebSeed {
       }
       let res;
       try {
-        res = await this.agent.request({
+        const agent = await this.httpAgent();
+        res = await agent.request({
           origin: u.origin,
           path: u.pathname + u.search,
           method: 'GET',
