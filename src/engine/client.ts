@@ -77,6 +77,9 @@ export class Client extends EventEmitter {
     if (opts.webSeedTimeout !== undefined && !(Number.isInteger(opts.webSeedTimeout) && opts.webSeedTimeout > 0)) {
       throw new ShoalError('EUSAGE', `webSeedTimeout must be a positive number of milliseconds, got ${opts.webSeedTimeout}`);
     }
+    if (opts.cacheBytes !== undefined && !(Number.isSafeInteger(opts.cacheBytes) && opts.cacheBytes >= 0)) {
+      throw new ShoalError('EUSAGE', `cacheBytes must be a whole number of bytes >= 0, got ${opts.cacheBytes}`);
+    }
     const client = this;
     this.ctx = {
       peerId: this.peerId,
@@ -87,6 +90,7 @@ export class Client extends EventEmitter {
       downloadBucket: this.downloadBucket,
       originBucket: this.originBucket,
       ...(opts.webSeedTimeout !== undefined ? { webSeedTimeoutMs: opts.webSeedTimeout } : {}),
+      ...(opts.cacheBytes !== undefined ? { cacheBytes: opts.cacheBytes } : {}),
       maxPeersPerTorrent: opts.maxPeersPerTorrent ?? 60,
       ...(opts.peerRetryMaxMs !== undefined ? { peerRetryMaxMs: opts.peerRetryMaxMs } : {}),
       uploadSlots: opts.uploadSlots ?? 4,

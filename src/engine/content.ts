@@ -120,6 +120,7 @@ export class TorrentContent {
     };
     if (opts.selectedFiles) storageOpts.selectedFiles = opts.selectedFiles;
     if (opts.resumeFile !== undefined) storageOpts.resumeFile = opts.resumeFile;
+    if (this.host.ctx.cacheBytes !== undefined) storageOpts.cacheBytes = this.host.ctx.cacheBytes;
     this.storage = await Storage.open(meta, storageOpts);
     await this.storage.verifyExisting({
       recheck: opts.recheck === true,

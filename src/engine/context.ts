@@ -23,6 +23,8 @@ export interface TorrentContext {
   readonly dht: Dht | null;
   /** Shared by the client's web seeds (ClientOptions.originLimit); null or absent = no origin limit. */
   readonly originBucket?: TokenBucket | null;
+  /** Piece cache per torrent (ClientOptions.cacheBytes); absent = storage's default. */
+  readonly cacheBytes?: number;
   /** Web seed connect/headers/stall timeout (ms); absent = the fetcher's default (30 s). */
   readonly webSeedTimeoutMs?: number;
   /** Connections the whole client may still open. */

@@ -33,6 +33,12 @@ export interface ClientOptions {
   originLimit?: number;
   /** Web seed timeout in ms: connecting, waiting for response headers, or a stalled body. Default 30 000. */
   webSeedTimeout?: number;
+  /**
+   * Piece memory each torrent keeps (bytes): recently downloaded or read pieces, served to peers without a disk read,
+   * and recycled as the next download buffers. Default 16 MiB. Pieces being downloaded or written come on top
+   * (about one per connected peer that is sending).
+   */
+  cacheBytes?: number;
   /** Announce to the torrent's trackers. Default true. */
   trackers?: boolean;
   /** Regular upload slots (tit-for-tat); one optimistic slot comes on top. Default 4. */

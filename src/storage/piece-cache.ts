@@ -10,7 +10,8 @@
  * Invariants (an entry is one cached piece buffer):
  *  P1. A buffer is in `free` only if nothing outside this cache can still read it: it was never handed out by
  *      `get()` (`shared` is false) and every `borrow()` of it was matched by a `release()` (`pins` is 0).
- *  P2. `used` is the sum of the lengths of the entries in `byIndex`, and never exceeds `limit` after insert().
+ *  P2. `used` is the sum of the lengths of the entries in `byIndex`, and never exceeds `limit` after insert();
+ *      free buffers beyond MIN_FREE are kept only while they fit under the limit beside the entries.
  *  P3. `byMemory` holds exactly the entries in `byIndex` plus the evicted entries that are still pinned.
  * `check()` verifies them (the debug mode of the tests calls it).
  */
@@ -36,18 +37,20 @@ export class PieceCache {
   private readonly free: Buffer[] = [];
   private used = 0;
 
-  /**
-   * Free buffers kept beside the cache; beyond this they are left to the garbage collector. As many as the cache
-   * holds: when a burst of pieces in flight has drained the cache (evictForReuse) and then lands in it, the excess
-   * waits here for the next burst. Measured on a 512 MiB download from libtorrent (which interleaves pieces, so
-   * more are in flight): with 4, 161 fresh allocations and 15 mark-compacts; with 16, 73 and 2, and 0.7 CPU-s
-   * less, for 4 % more peak RSS.
-   */
-  private readonly maxFree: number;
-
   /** `recycleLength`: only buffers of this length (the torrent's piece length) are recycled. */
-  constructor(private readonly limit: number, private readonly recycleLength: number) {
-    this.maxFree = Math.max(MIN_FREE, Math.ceil(limit / Math.max(1, recycleLength)));
+  constructor(private readonly limit: number, private readonly recycleLength: number) {}
+
+  /**
+   * May one more free buffer be kept? Free buffers count against the limit with the cached pieces (at least
+   * MIN_FREE are kept whatever the limit), so the memory this cache holds is bounded by the limit, not twice it;
+   * beyond that they are left to the garbage collector. When a burst of pieces in flight has drained the cache
+   * (evictForReuse) and lands in it again, the excess waits here for the next burst as far as the limit allows.
+   * Measured on a 512 MiB download from libtorrent (which interleaves pieces, so more are in flight): a free list of
+   * 4 beside the cache gave 161 fresh allocations and 15 mark-compacts, one as large as the cache 73 and 2.
+   */
+  private mayKeepFree(): boolean {
+    const n = this.free.length;
+    return n < MIN_FREE || this.used + (n + 1) * this.recycleLength <= this.limit;
   }
 
   get bytes(): number { return this.used; }
@@ -117,7 +120,7 @@ export class PieceCache {
 
   /** A buffer from allocate() that nobody else has seen (e.g. its read failed) can be reused at once. */
   discard(buf: Buffer): void {
-    if (buf.length === this.recycleLength && this.free.length < this.maxFree && !this.byMemory.has(buf.buffer)) this.free.push(buf);
+    if (buf.length === this.recycleLength && this.mayKeepFree() && !this.byMemory.has(buf.buffer)) this.free.push(buf);
   }
 
   /**
@@ -136,6 +139,8 @@ export class PieceCache {
     this.byIndex.set(index, e);
     this.byMemory.set(buf.buffer, e);
     this.used += buf.length;
+    // Evictions above recycled buffers against the room this piece now takes.
+    while (this.free.length > MIN_FREE && this.used + this.free.length * this.recycleLength > this.limit) this.free.pop();
   }
 
   /** Drop piece `index` (its data changed or is being evicted); its memory is recycled once unpinned. */
@@ -170,6 +175,9 @@ export class PieceCache {
     for (const b of this.free) {
       if (this.byMemory.has(b.buffer)) throw new Error('piece cache P1: a free buffer is still in use');
     }
+    if (this.free.length > MIN_FREE && this.used + this.free.length * this.recycleLength > this.limit) {
+      throw new Error(`piece cache P2: ${this.free.length} free buffers beside ${this.used} bytes cached exceed the limit ${this.limit}`);
+    }
   }
 
   private touch(index: number): Entry | undefined {
@@ -183,6 +191,6 @@ export class PieceCache {
 
   private retire(e: Entry): void {
     this.byMemory.delete(e.buf.buffer);
-    if (!e.shared && e.buf.length === this.recycleLength && this.free.length < this.maxFree) this.free.push(e.buf);
+    if (!e.shared && e.buf.length === this.recycleLength && this.mayKeepFree()) this.free.push(e.buf);
   }
 }

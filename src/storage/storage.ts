@@ -22,7 +22,7 @@ export interface StorageOptions {
   maxOpenFiles?: number;
   /** Non-fatal problems (unreadable resume file, failed background save). */
   onWarning?: (message: string) => void;
-  /** Bytes of whole pieces kept for readBlock (default 32 MiB; 0 disables). */
+  /** Bytes of whole pieces kept for readBlock and recycled as download buffers (default 16 MiB; 0 disables). */
   cacheBytes?: number;
   /** Minimum delay between automatic resume saves after writes (default 5000 ms). */
   resumeIntervalMs?: number;

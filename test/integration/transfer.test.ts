@@ -11,6 +11,7 @@ import { hasIPv6Loopback } from '../helpers/wire-sockets.js';
 import {
   KiB, MiB, compareContent, describe, exists, filePaths, startSeed, waitDone, withScope,
 } from '../helpers/engine/harness.js';
+import { Client } from '../../src/engine/index.js';
 import type { Torrent } from '../../src/engine/index.js';
 import type { Metainfo } from '../../src/metainfo/types.js';
 
@@ -179,5 +180,31 @@ test('the seed lends cached blocks to sockets only until their writes complete; 
     // take their memory from the cache's oldest).
     assert.ok(t.stats().cacheBytes > 0, 'downloaded pieces are cached');
     assert.equal(t.stats().lentBlocks, 0);
+  });
+});
+
+test('cacheBytes bounds each torrent\'s piece cache (0 turns it off) and a bad value is a usage error', { timeout: TIMEOUT }, async () => {
+  await withScope('xfer-cache-size', async (s) => {
+    const data = randomBytes(6 * MiB);
+    const { meta } = makeMetainfo([{ path: ['c.bin'], data }], 256 * KiB, 'c.bin');
+    const seed = await startSeed(s, meta, data, 'seed', { cacheBytes: 512 * KiB });
+    const dl = await s.client({ cacheBytes: 0 });
+    const dir = join(s.dir, 'dl');
+    const t = await dl.add(meta, { path: dir, peers: [{ host: '127.0.0.1', port: seed.client.port }] });
+    let seedMax = 0;
+    let dlMax = 0;
+    const sample = setInterval(() => {
+      seedMax = Math.max(seedMax, seed.torrent.stats().cacheBytes);
+      dlMax = Math.max(dlMax, t.stats().cacheBytes);
+    }, 5);
+    try {
+      await waitDone(t, TIMEOUT - 5000);
+    } finally {
+      clearInterval(sample);
+    }
+    assert.deepEqual(await compareContent(meta, data, dir), [], 'a download without a cache is intact');
+    assert.ok(seedMax > 0 && seedMax <= 512 * KiB, `seed cache peaked at ${seedMax} bytes`);
+    assert.equal(dlMax, 0, 'cacheBytes 0: nothing cached');
+    assert.throws(() => new Client({ cacheBytes: -1 }), (err: Error & { code?: string }) => err.code === 'EUSAGE' && /cacheBytes/.test(err.message));
   });
 });

@@ -9,6 +9,7 @@ export interface NetworkOptions {
   port?: string;
   host?: string;
   uploadLimit?: string;
+  cache?: string;
   downloadLimit?: string;
   maxPeers?: string;
   maxPeersPerHost?: string;
@@ -60,6 +61,13 @@ export function clientOptions(opts: NetworkOptions, defaultPort: number): Client
   if (opts.uploadLimit !== undefined) c.uploadLimit = parseRate(opts.uploadLimit, '--upload-limit');
   if (opts.downloadLimit !== undefined) c.downloadLimit = parseRate(opts.downloadLimit, '--download-limit');
   if (opts.originLimit !== undefined) c.originLimit = parseRate(opts.originLimit, '--origin-limit');
+  if (opts.cache !== undefined) {
+    try {
+      c.cacheBytes = parseSize(opts.cache);
+    } catch (err) {
+      throw new ShoalError('EUSAGE', `--cache: ${(err as Error).message}`);
+    }
+  }
   if (opts.maxPeers !== undefined) {
     const n = Number(opts.maxPeers);
     if (!Number.isInteger(n) || n < 1) throw new ShoalError('EUSAGE', `--max-peers must be a positive number, got "${opts.maxPeers}"`);
