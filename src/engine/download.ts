@@ -106,6 +106,13 @@ export class Downloader {
     this.blocksPerPiece = Math.ceil(host.meta.pieceLength / BLOCK_SIZE);
   }
 
+  /** Bytes of piece buffers held now: pieces in flight, being hashed or written. */
+  get bufferBytes(): number {
+    let n = 0;
+    for (const p of this.inFlight.values()) n += p.buffer.length;
+    return n;
+  }
+
   /** Target queue depth for a peer: its rate × QUEUE_SECONDS in blocks, capped by its `reqq`. */
   queueTarget(peer: Peer): number {
     const byRate = Math.ceil((peer.download.meter.rate() * QUEUE_SECONDS) / BLOCK_SIZE);

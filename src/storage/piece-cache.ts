@@ -10,8 +10,9 @@
  * Invariants (an entry is one cached piece buffer):
  *  P1. A buffer is in `free` only if nothing outside this cache can still read it: it was never handed out by
  *      `get()` (`shared` is false) and every `borrow()` of it was matched by a `release()` (`pins` is 0).
- *  P2. `used` is the sum of the lengths of the entries in `byIndex`, and never exceeds `limit` after insert();
- *      free buffers beyond MIN_FREE are kept only while they fit under the limit beside the entries.
+ *  P2. `used` is the sum of the lengths of the entries in `byIndex`, and never exceeds `room` (the limit less the
+ *      memory reserved outside the cache, see reserve()); free buffers beyond MIN_FREE are kept only while they fit
+ *      in the room beside the entries.
  *  P3. `byMemory` holds exactly the entries in `byIndex` plus the evicted entries that are still pinned.
  * `check()` verifies them (the debug mode of the tests calls it).
  */
@@ -28,6 +29,8 @@ interface Entry {
 
 /** Free buffers kept beside the cache at least, whatever its limit. */
 const MIN_FREE = 4;
+/** Pieces the cache may always hold (limit permitting), however much memory is in flight: peers ask for what we just announced. */
+const MIN_ENTRIES = 2;
 /** Entries allocate() looks at, oldest first, for memory to reuse. */
 const EVICT_SCAN = 8;
 
@@ -36,6 +39,8 @@ export class PieceCache {
   private readonly byMemory = new Map<ArrayBufferLike, Entry>();
   private readonly free: Buffer[] = [];
   private used = 0;
+  /** Piece memory in use outside the cache (the downloader's buffers), which the cache yields to: see reserve(). */
+  private reserved = 0;
 
   /** `recycleLength`: only buffers of this length (the torrent's piece length) are recycled. */
   constructor(private readonly limit: number, private readonly recycleLength: number) {}
@@ -50,10 +55,35 @@ export class PieceCache {
    */
   private mayKeepFree(): boolean {
     const n = this.free.length;
-    return n < MIN_FREE || this.used + (n + 1) * this.recycleLength <= this.limit;
+    return n < MIN_FREE || this.used + (n + 1) * this.recycleLength <= this.room;
   }
 
   get bytes(): number { return this.used; }
+
+  /**
+   * What the cache may hold now: its limit less the piece memory in use outside it (pieces being downloaded, hashed
+   * or written), but at least MIN_ENTRIES pieces' worth while the limit allows. So a torrent's piece memory stays
+   * near max(limit, buffers in flight) rather than their sum: a swarm downloader with a piece in flight from each of
+   * 16 peers would otherwise hold 16 MiB of cache beside 16+ MiB of buffers.
+   */
+  private get room(): number {
+    return Math.max(Math.min(this.limit, MIN_ENTRIES * this.recycleLength), this.limit - this.reserved);
+  }
+
+  /**
+   * Tell the cache how much piece memory is in use outside it (called about once a second). It shrinks at once when
+   * that grew (oldest pieces first; pinned ones are recycled when released) and grows back as pieces arrive.
+   */
+  reserve(bytes: number): void {
+    this.reserved = Math.max(0, bytes);
+    const room = this.room;
+    while (this.used > room) {
+      const oldest = this.byIndex.keys().next();
+      if (oldest.done) break;
+      this.delete(oldest.value);
+    }
+    this.trimFree();
+  }
   /** Borrows not yet released, over cached and evicted pieces alike. */
   get lent(): number {
     let n = 0;
@@ -93,7 +123,7 @@ export class PieceCache {
    * rather than beside it, and give it back when they are stored. Measured on a 512 MiB pair, fresh allocations:
    * reuse only when full 173, above half the limit 115-124, always (0) 37-52.
    */
-  allocate(length: number, reuseAbove = this.limit - length): Buffer {
+  allocate(length: number, reuseAbove = this.room - length): Buffer {
     if (length === this.recycleLength) {
       if (this.free.length === 0 && this.used > reuseAbove) this.evictForReuse();
       const b = this.free.pop();
@@ -128,9 +158,10 @@ export class PieceCache {
    * already been handed to a caller that may keep it.
    */
   insert(index: number, buf: Buffer, shared: boolean): void {
-    if (buf.length > this.limit) return;
+    const room = this.room;
+    if (buf.length > room) return;
     this.delete(index);
-    while (this.used + buf.length > this.limit) {
+    while (this.used + buf.length > room) {
       const oldest = this.byIndex.keys().next();
       if (oldest.done) break;
       this.delete(oldest.value);
@@ -140,7 +171,7 @@ export class PieceCache {
     this.byMemory.set(buf.buffer, e);
     this.used += buf.length;
     // Evictions above recycled buffers against the room this piece now takes.
-    while (this.free.length > MIN_FREE && this.used + this.free.length * this.recycleLength > this.limit) this.free.pop();
+    this.trimFree();
   }
 
   /** Drop piece `index` (its data changed or is being evicted); its memory is recycled once unpinned. */
@@ -167,7 +198,7 @@ export class PieceCache {
       sum += e.buf.length;
     }
     if (sum !== this.used) throw new Error(`piece cache P2: used ${this.used} but entries hold ${sum}`);
-    if (this.used > this.limit) throw new Error(`piece cache P2: used ${this.used} over the limit ${this.limit}`);
+    if (this.used > this.room) throw new Error(`piece cache P2: used ${this.used} over the room ${this.room} (limit ${this.limit}, ${this.reserved} reserved)`);
     for (const e of this.byMemory.values()) {
       if (e.evicted && e.pins === 0) throw new Error(`piece cache P3: evicted piece ${e.index} kept without pins`);
       if (!e.evicted && this.byIndex.get(e.index) !== e) throw new Error(`piece cache P3: piece ${e.index} lost`);
@@ -175,9 +206,14 @@ export class PieceCache {
     for (const b of this.free) {
       if (this.byMemory.has(b.buffer)) throw new Error('piece cache P1: a free buffer is still in use');
     }
-    if (this.free.length > MIN_FREE && this.used + this.free.length * this.recycleLength > this.limit) {
-      throw new Error(`piece cache P2: ${this.free.length} free buffers beside ${this.used} bytes cached exceed the limit ${this.limit}`);
+    if (this.free.length > MIN_FREE && this.used + this.free.length * this.recycleLength > this.room) {
+      throw new Error(`piece cache P2: ${this.free.length} free buffers beside ${this.used} bytes cached exceed the room ${this.room}`);
     }
+  }
+
+  private trimFree(): void {
+    const room = this.room;
+    while (this.free.length > MIN_FREE && this.used + this.free.length * this.recycleLength > room) this.free.pop();
   }
 
   private touch(index: number): Entry | undefined {

@@ -322,6 +322,8 @@ export class Storage {
   /** Bytes of pieces in the cache, and blocks lent by borrowBlock and not yet released. */
   get cacheBytes(): number { return this.cache.bytes; }
   get lentBlocks(): number { return this.cache.lent; }
+  /** Piece memory the downloader holds (buffers in flight, hashing or being written): the cache yields it room. */
+  reserveCache(bytes: number): void { this.cache.reserve(bytes); }
 
   /** Throws if the piece cache's invariants do not hold (debug mode). */
   checkInvariants(): void {

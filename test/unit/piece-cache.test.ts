@@ -83,6 +83,7 @@ test('property: any sequence of operations keeps P1-P3, and no memory in use is 
     | { k: 'borrow'; i: number }
     | { k: 'release'; n: number }
     | { k: 'delete'; i: number }
+    | { k: 'reserve'; n: number }
     | { k: 'clear' };
   const op: fc.Arbitrary<Op> = fc.oneof(
     fc.record({ k: fc.constant('insert' as const), i: fc.nat(5), shared: fc.boolean() }),
@@ -90,6 +91,7 @@ test('property: any sequence of operations keeps P1-P3, and no memory in use is 
     fc.record({ k: fc.constant('borrow' as const), i: fc.nat(5) }),
     fc.record({ k: fc.constant('release' as const), n: fc.nat(20) }),
     fc.record({ k: fc.constant('delete' as const), i: fc.nat(5) }),
+    fc.record({ k: fc.constant('reserve' as const), n: fc.nat(4) }),
     fc.record({ k: fc.constant('clear' as const) }),
   );
   fc.assert(fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
@@ -110,9 +112,35 @@ test('property: any sequence of operations keeps P1-P3, and no memory in use is 
         case 'borrow': { const b = cache.borrow(o.i, 0, 16); if (b) borrowed.push(b); break; }
         case 'release': if (borrowed.length > 0) cache.release(borrowed.splice(o.n % borrowed.length, 1)[0]!); break;
         case 'delete': cache.delete(o.i); break;
+        case 'reserve': cache.reserve(o.n * PIECE); break;
         case 'clear': cache.clear(); break;
       }
       cache.check();
     }
   }), { seed: 20261201, numRuns: 300 });
+});
+
+test('memory the downloader holds is taken from the cache\'s room (down to two pieces), and given back', () => {
+  const cache = new PieceCache(8 * PIECE, PIECE);
+  for (let i = 0; i < 8; i++) cache.insert(i, cache.allocate(PIECE), false);
+  assert.equal(cache.bytes, 8 * PIECE);
+  const pinned = cache.borrow(0, 0, 16)!;
+  cache.reserve(5 * PIECE);
+  assert.equal(cache.bytes, 3 * PIECE, 'a limit of 8 pieces with 5 in flight keeps 3');
+  assert.deepEqual([0, 1, 5, 6, 7].map((i) => cache.has(i)), [true, false, false, true, true], 'least recently used first (borrowing 0 used it)');
+  cache.check();
+  cache.reserve(20 * PIECE);
+  assert.equal(cache.bytes, 2 * PIECE, 'never below two pieces: peers ask for what we just announced');
+  cache.insert(100, cache.allocate(PIECE), false);
+  assert.equal(cache.bytes, 2 * PIECE);
+  cache.check();
+  cache.reserve(0);
+  for (let i = 200; i < 210; i++) cache.insert(i, cache.allocate(PIECE), false);
+  assert.equal(cache.bytes, 8 * PIECE, 'the room comes back when the buffers do');
+  cache.release(pinned);
+  cache.check();
+  const none = new PieceCache(0, PIECE);
+  none.reserve(0);
+  none.insert(0, Buffer.alloc(PIECE), false);
+  assert.equal(none.bytes, 0, 'a cache of 0 bytes holds nothing, whatever the two-piece floor');
 });
