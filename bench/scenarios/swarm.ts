@@ -150,6 +150,8 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     const infoHash = await infoHashOf(torrent);
     // Plain HTTP has no swarm to discover: its downloaders fetch from the seed's address in either mode.
     if (discovery === 'tracker' && o.engine !== 'http') {
+      // Every engine announces to this URL: it must name a namespace address (198.18.0.0/15), never one outside.
+      if (!/^198\.1[89]\.\d+\.\d+$/.test(seedHost!.ip)) throw new Error(`tracker address ${seedHost!.ip} is outside 198.18.0.0/15`);
       tracker = await startOpentracker(seedHost!.ip, [infoHash], { netns: seedHost!.ns, port: TRACKER_PORT });
     }
     const common = { torrent, host: '', port: PORT, strategy: 'rarest' as const, file: 'data.bin', ...(tracker ? { tracker: tracker.url } : {}) };
