@@ -14,7 +14,7 @@ import { sha1CeilingPerCore, writeLatest, writeResult, type ResultFile, type Sce
 import { runCreateScenario, type Creator } from './scenarios/create.js';
 import { measureLimits, type Limits } from './scenarios/limits.js';
 import { runPairScenario } from './scenarios/pair.js';
-import { runSwarm, WEBSEED_ENGINES, type SwarmOrigin, type SwarmResult } from './scenarios/swarm.js';
+import { runSwarm, TRACKER_ONLY_ENGINES, WEBSEED_ENGINES, type SwarmDiscovery, type SwarmOrigin, type SwarmResult } from './scenarios/swarm.js';
 import { NGINX } from './lib/nginx.js';
 import { runStreamScenario, type StreamEngine } from './scenarios/stream.js';
 import { runFleet, runFleetHttp, type FleetBenchResult } from './scenarios/fleet.js';
@@ -36,6 +36,7 @@ const program = new Command()
   .option('--swarm-piece <size>', 'swarm: piece length', '1MiB')
   .option('--create-size <size>', 'create: file size', '4GiB')
   .option('--origin <list>', 'swarm: who holds the data at the start: seed (a BitTorrent seed), webseed (nginx as BEP 19 web seed, no BitTorrent seed), or both: seed,webseed', 'seed')
+  .option('--discovery <list>', 'swarm: how downloaders find each other: mesh (the harness introduces every pair), tracker (an opentracker plus the seed\'s address, as real deployments do), or both: mesh,tracker', 'mesh')
   .option('--stream-piece <size>', 'stream: piece length of the video torrents', '256KiB')
   .option('--stream-settle <ms>', 'stream: pause after the client has connected to the seed, before the player\'s request', '250')
   .option('--stream-rate <multiple>', 'stream: seed upload as a multiple of the video bitrate', '4')
@@ -48,7 +49,7 @@ const program = new Command()
 
 const opts = program.opts<{
   scenario: Scenario | 'all'; engines: string; size: string; piece: string; runs: string; peers: string; rate: string;
-  swarmSize: string; swarmPiece: string; createSize: string; streamPiece: string; streamSettle: string; streamRate: string; fleetAgents: string; fleetSize: string; adapt: boolean; quick?: boolean; reportOnly?: boolean; origin: string;
+  swarmSize: string; swarmPiece: string; createSize: string; streamPiece: string; streamSettle: string; streamRate: string; fleetAgents: string; fleetSize: string; adapt: boolean; quick?: boolean; reportOnly?: boolean; origin: string; discovery: string;
 }>();
 
 const log = (m: string): void => { process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`); };
@@ -74,6 +75,8 @@ if (!Number.isFinite(streamRate) || streamRate <= 0 || streamRate > 1000) progra
 if (peersList.some((n) => !Number.isInteger(n) || n < 1 || n > 200)) program.error('--peers must be integers from 1 to 200');
 const origins = opts.origin.split(',').map((s) => s.trim()).filter(Boolean) as SwarmOrigin[];
 if (origins.length === 0 || origins.some((o) => o !== 'seed' && o !== 'webseed')) program.error('--origin takes seed, webseed or seed,webseed');
+const discoveries = [...new Set(opts.discovery.split(',').map((s) => s.trim()).filter(Boolean))] as SwarmDiscovery[];
+if (discoveries.length === 0 || discoveries.some((d) => d !== 'mesh' && d !== 'tracker')) program.error('--discovery takes mesh, tracker or mesh,tracker');
 
 let workDir = '';
 let interrupted = false;
@@ -132,7 +135,7 @@ async function pair(): Promise<Limits> {
 }
 
 async function swarm(): Promise<void> {
-  const r = await base('swarm', { size: swarmSize, pieceLength: swarmPiece, peers: peersList, rate: opts.rate, engines, origins });
+  const r = await base('swarm', { size: swarmSize, pieceLength: swarmPiece, peers: peersList, rate: opts.rate, engines, origins, discoveries });
   if (process.getuid?.() !== 0) {
     r.notes.push('swarm skipped: network namespaces need root');
     log(r.notes[0]!);
@@ -143,7 +146,6 @@ async function swarm(): Promise<void> {
   const swarmEngines: EngineName[] = [];
   for (const e of use) {
     if (e === 'libtorrent') swarmEngines.push('libtorrent', 'libtorrent-default');
-    else if (e === 'aria2') r.notes.push('aria2 is not part of the swarm scenario (it needs a tracker; the issue compares Shoal, libtorrent, WebTorrent and HTTP)');
     else swarmEngines.push(e);
   }
   r.options.engines = swarmEngines;
@@ -156,17 +158,28 @@ async function swarm(): Promise<void> {
       if (!existsSync(NGINX)) r.notes.push(`web-seed origin skipped: ${NGINX} not installed (apt-get install nginx-light)`);
       else r.notes.push('Web-seed origin: nginx in the origin namespace (upload shaped like every host) is the only source; no BitTorrent seed. Each downloader gets the web seed URL with the start signal (libtorrent: add_url_seed; Shoal: Torrent.addWebSeed). Origin copies = body bytes in nginx\'s access log ÷ file size. WebTorrent and HTTP are not part of this variant.');
     }
-    for (const n of peersList) for (const origin of origins) {
+    const trackerOnly = swarmEngines.filter((e) => TRACKER_ONLY_ENGINES.includes(e));
+    if (trackerOnly.length && discoveries.includes('mesh')) {
+      r.notes.push(`${trackerOnly.join(', ')} cannot be given peers' addresses, so ${trackerOnly.length > 1 ? 'they run' : 'it runs'} only with tracker discovery (--discovery tracker)${discoveries.includes('tracker') ? '' : ': skipped in this run'}`);
+    }
+    if (discoveries.includes('tracker')) {
+      r.notes.push('Tracker discovery: an opentracker in the seed\'s namespace; the seed announces before the clock starts, each downloader from the start signal on, told only the seed\'s address (aria2: not even that). PEX stays at each engine\'s default (on). Plain HTTP runs as in mesh mode.');
+    }
+    for (const n of peersList) for (const origin of origins) for (const discovery of discoveries) {
       if (origin === 'webseed' && !existsSync(NGINX)) continue;
       let rate = opts.rate;
-      const engs = origin === 'webseed' ? swarmEngines.filter((e) => WEBSEED_ENGINES.includes(e)) : swarmEngines;
+      const engs = (origin === 'webseed' ? swarmEngines.filter((e) => WEBSEED_ENGINES.includes(e)) : swarmEngines)
+        .filter((e) => discovery === 'tracker' || !TRACKER_ONLY_ENGINES.includes(e))
+        // Plain HTTP discovers nothing: with both modes asked for, it runs once (with mesh).
+        .filter((e) => !(e === 'http' && discovery === 'tracker' && discoveries.includes('mesh')));
+      if (engs.length === 0) continue;
       for (let attempt = 0; attempt < 2; attempt++) {
         const batch: SwarmResult[] = [];
-        for (const e of engs) batch.push(await runSwarm({ engine: e, peers: n, rate, size: swarmSize, pieceLength: swarmPiece, workDir, log, origin }));
+        for (const e of engs) batch.push(await runSwarm({ engine: e, peers: n, rate, size: swarmSize, pieceLength: swarmPiece, workDir, log, origin, discovery }));
         results.push(...batch);
         if (!opts.adapt || attempt > 0 || !batch.some((b) => b.saturated)) break;
         const lower = `${Math.round(parseRate(rate) / 2e6)}mbit`;
-        r.notes.push(`N=${n}: the ${cpus().length} cores saturated at ${rate}; reran every engine at ${lower}`);
+        r.notes.push(`N=${n}${discoveries.length > 1 ? `, ${discovery} discovery` : ''}: the ${cpus().length} cores saturated at ${rate}; reran every engine at ${lower}`);
         log(`swarm: cores saturated at ${rate}; rerunning N=${n} at ${lower}`);
         r.options.adaptedFrom = rate;
         rate = lower;

@@ -1,5 +1,6 @@
 // aria2 runner for the benchmarks (JSON-lines protocol, see bench/README.md). aria2c cannot be given
-// a peer by address, so it finds its peer through the tracker in --tracker. It runs as a child
+// a peer by address, so it finds its peers through the tracker in --tracker (addresses in 'peers' are ignored;
+// the seed announces there too). PEX stays on, aria2's default, as in the other engines. It runs as a child
 // process; the 'ready' event names its PID so CPU and memory are measured on aria2c, not this wrapper.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
@@ -27,7 +28,7 @@ const args = [
   '--enable-rpc', `--rpc-listen-port=${rpcPort}`, '--rpc-listen-all=false',
   `--dir=${a.dir}`, `--listen-port=${port}`, `--interface=${a.host}`,
   `--bt-tracker=${a.tracker}`, '--bt-exclude-tracker=*',
-  '--enable-dht=false', '--enable-dht6=false', '--bt-enable-lpd=false', '--enable-peer-exchange=false',
+  '--enable-dht=false', '--enable-dht6=false', '--bt-enable-lpd=false',
   '--seed-ratio=0.0', '--file-allocation=falloc', '--console-log-level=warn', '--summary-interval=0',
   '--auto-save-interval=0', '--bt-save-metadata=false', '--bt-stop-timeout=0',
   // A seed verifies its data first like every other engine; a downloader starts paused until told to go.

@@ -4,6 +4,7 @@
 Run with /usr/bin/python3: Debian's python3-libtorrent is built for that interpreter.
 --profile tuned  : high_performance_seed() plus loopback tuning (large send buffer, deep request queue)
 --profile default: libtorrent's defaults (only discovery turned off); it does better in shaped swarms
+--tracker URL    : announce to that tracker (a seed from the start, a downloader from the start signal on)
 """
 import argparse
 import json
@@ -77,7 +78,8 @@ def main():
     atp = lt.add_torrent_params()
     atp.ti = ti
     atp.save_path = args.dir
-    atp.trackers = []
+    # A downloader's announces wait for the start signal, or it would find the seed before the clock starts.
+    atp.trackers = [args.tracker] if args.tracker and args.role == "seed" else []
     atp.flags &= ~lt.torrent_flags.auto_managed
     atp.flags &= ~lt.torrent_flags.paused
     h = ses.add_torrent(atp)
@@ -85,6 +87,7 @@ def main():
     port = ses.listen_port()
     ready = False
     done = False
+    joined = False
     t_start = time.time()
     buf = b""
     while True:
@@ -123,6 +126,10 @@ def main():
         for cmd in cmds:
             c = cmd.get("cmd")
             if c == "peers":
+                if args.tracker and args.role == "leech" and not joined:
+                    joined = True
+                    h.add_tracker({"url": args.tracker, "tier": 0})
+                    h.force_reannounce()
                 for u in cmd.get("webSeeds", []):
                     h.add_url_seed(u)  # BEP 19 web seed, given at the start signal so no download starts early
                 for p in cmd.get("peers", []):

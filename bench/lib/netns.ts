@@ -64,3 +64,15 @@ export async function createNet(count: number, rate: string, burst = '256kb'): P
   }
   return net;
 }
+
+/**
+ * GET `url` from inside namespace `ns` (the benchmark itself runs outside every namespace and cannot reach their
+ * addresses): status and body, or undefined when there was no answer within `timeoutMs`.
+ */
+export async function nsHttpGet(ns: string, url: string, timeoutMs = 5000): Promise<{ status: number; body: string } | undefined> {
+  const code = 'fetch(process.argv[1], { signal: AbortSignal.timeout(Number(process.argv[2])) })'
+    + '.then(async (r) => { process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })); }, () => process.exit(1))';
+  const r = await run('ip', ['netns', 'exec', ns, process.execPath, '-e', code, url, String(timeoutMs)], { timeoutMs: timeoutMs + 5000, allowFail: true });
+  if (r.code !== 0) return undefined;
+  try { return JSON.parse(r.stdout) as { status: number; body: string }; } catch { return undefined; }
+}

@@ -52,8 +52,9 @@ export async function writeResult(r: ResultFile): Promise<string> {
       const group = r.swarm.filter((s) => swarmKey(s) === k);
       const g0 = group[0]!;
       const ws = g0.origin === 'webseed';
-      const name = `${base}-N${g0.peers}-${g0.rate}${ws ? '-webseed' : ''}.svg`;
-      const svg = cdfChart(`swarm: ${g0.peers} downloaders, ${fmtSize(g0.size)}, upload ${g0.rate} each${ws ? ', origin: nginx web seed' : ''}`,
+      const tr = g0.discovery === 'tracker';
+      const name = `${base}-N${g0.peers}-${g0.rate}${ws ? '-webseed' : ''}${tr ? '-tracker' : ''}.svg`;
+      const svg = cdfChart(`swarm: ${g0.peers} downloaders, ${fmtSize(g0.size)}, upload ${g0.rate} each${ws ? ', origin: nginx web seed' : ''}${tr ? ', peers via tracker' : ''}`,
         group.map((s) => ({ label: displayName(s.engine), times: s.completions })), g0.floorSeconds, `floor ${g0.floorSeconds.toFixed(1)} s`);
       await writeFile(join(RESULTS_DIR, name), svg);
       r.charts.push(name);
@@ -145,15 +146,21 @@ export function swarmMarkdown(r: ResultFile): string {
     const rows = all.filter((s) => swarmKey(s) === k);
     const g = rows[0]!;
     const ws = g.origin === 'webseed';
+    const how = g.discovery === 'tracker'
+      ? `, peers found through an opentracker${ws ? '' : ' and the seed\'s address'}`
+      : ', every pair of peers introduced by the harness';
     const lt = rows.find((s) => s.engine === 'libtorrent' && s.ok) ?? rows.find((s) => s.engine === 'libtorrent-default' && s.ok);
-    out.push(`**${g.peers} downloaders, ${fmtSize(g.size)}, ${fmtSize(g.pieceLength)} pieces, every host's upload ${g.rate}${ws ? ', origin: nginx as web seed (no BitTorrent seed)' : ''}** — floor T_min = ${fmt(g.floorSeconds)} s (${fmt(g.floorEffectiveSeconds)} s at tbf's payload rate ×1448/1514)`);
+    out.push(`**${g.peers} downloaders, ${fmtSize(g.size)}, ${fmtSize(g.pieceLength)} pieces, every host's upload ${g.rate}${ws ? ', origin: nginx as web seed (no BitTorrent seed)' : ''}${how}** — floor T_min = ${fmt(g.floorSeconds)} s (${fmt(g.floorEffectiveSeconds)} s at tbf's payload rate ×1448/1514)`);
     out.push('');
-    out.push('| Engine | Last done, s | × floor | × tbf-effective floor | × libtorrent | Origin copies | Done at: first / median / p90 / last, s | CPU ours | CPU busy (machine) |');
-    out.push('|---|---:|---:|---:|---:|---:|---|---:|---:|');
+    out.push('| Engine | Last done, s | × floor | × tbf-effective floor | × libtorrent | Origin copies | Done at: first / median / p90 / last, s | CPU s: seed / per downloader | CPU s per GiB moved | CPU ours | CPU busy (machine) |');
+    out.push('|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|');
     for (const s of rows) {
-      if (!s.ok) { out.push(`| ${displayName(s.engine)} | failed: ${failText(s.failure)} | | | | | | | |`); continue; }
-      out.push(`| ${displayName(s.engine)} | ${fmt(s.lastSeconds)} | ${fmt(s.ratioToFloor)} | ${fmt(s.ratioToEffectiveFloor)} | ${lt ? fmt(s.lastSeconds / lt.lastSeconds) : '–'} | ${s.originCopies === null ? '–' : fmt(s.originCopies)} | ${fmt(s.spread.first, 1)} / ${fmt(s.spread.median, 1)} / ${fmt(s.spread.p90, 1)} / ${fmt(s.spread.last, 1)} | ${fmt(s.cpuShareOurs * 100, 0)}%${s.saturated ? ' ⚠ saturated' : ''} | ${fmt(s.cpuBusy * 100, 0)}%${s.contended ? ' (contended)' : ''} |`);
+      if (!s.ok) { out.push(`| ${displayName(s.engine)} | failed: ${failText(s.failure)} | | | | | | | | | |`); continue; }
+      const c = s.cpuSeconds;
+      const cpuCell = c ? `${c.seed === null ? '–' : fmt(c.seed, 1)} / ${fmt(c.downloaderMean, 1)}` : '–';
+      out.push(`| ${displayName(s.engine)} | ${fmt(s.lastSeconds)} | ${fmt(s.ratioToFloor)} | ${fmt(s.ratioToEffectiveFloor)} | ${lt ? fmt(s.lastSeconds / lt.lastSeconds) : '–'} | ${s.originCopies === null ? '–' : fmt(s.originCopies)} | ${fmt(s.spread.first, 1)} / ${fmt(s.spread.median, 1)} / ${fmt(s.spread.p90, 1)} / ${fmt(s.spread.last, 1)} | ${cpuCell} | ${s.cpuPerGiB === undefined ? '–' : fmt(s.cpuPerGiB)} | ${fmt(s.cpuShareOurs * 100, 0)}%${s.saturated ? ' ⚠ saturated' : ''} | ${fmt(s.cpuBusy * 100, 0)}%${s.contended ? ' (contended)' : ''} |`);
     }
+    if (rows.some((s) => s.cpuPerGiB !== undefined)) out.push('', `CPU s per GiB moved = user+sys seconds of all the engine's processes (seed${ws ? ': none, nginx is not counted' : ''} and downloaders) from the start signal to the last completion ÷ GiB delivered (${g.peers} × ${fmtSize(g.size)}); each byte moved is uploaded once and downloaded once, so both ends are in it.`);
     const sh = rows.find((s) => s.engine === 'shoal' && s.ok);
     const maxCopies = ws ? 1.3 : 1.1;
     if (sh) out.push('', `Targets: last done ≤ 1.15× floor: ${fmt(sh.ratioToFloor)}× ${mark(sh.ratioToFloor <= 1.15)} · origin copies ≤ ${maxCopies}: ${sh.originCopies === null ? '–' : fmt(sh.originCopies)} ${mark(sh.originCopies === null ? undefined : sh.originCopies <= maxCopies)}`);
@@ -267,7 +274,7 @@ export async function writeLatest(): Promise<string> {
 }
 
 
-/** Swarm results are grouped per downloader count, rate and origin (a BitTorrent seed or a web seed). */
+/** Swarm results are grouped per downloader count, rate, origin (a BitTorrent seed or a web seed) and discovery. */
 function swarmKey(s: SwarmResult): string {
-  return `${s.peers}|${s.rate}|${s.origin ?? 'seed'}`;
+  return `${s.peers}|${s.rate}|${s.origin ?? 'seed'}|${s.discovery ?? 'mesh'}`;
 }

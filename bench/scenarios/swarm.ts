@@ -1,25 +1,41 @@
 // swarm: one seed and N downloaders, each in its own network namespace with its upload shaped by
 // tbf; all downloaders start together. Compared with the Kumar–Ross floor for distributing a file.
+// Downloaders find each other either through the harness (every pair introduced: 'mesh') or, as in real
+// deployments, through an opentracker in the seed's namespace plus the seed's address ('tracker').
 import { readFileSync } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { makeTorrent, parseRate, warmCache, writeRandomFile } from '../lib/data.js';
+import { infoHashOf, makeTorrent, parseRate, warmCache, writeRandomFile } from '../lib/data.js';
 import { startRole, type EngineName } from '../lib/engines.js';
 import { createNet, hostIp, type Net } from '../lib/netns.js';
 import { startOrigin, type Origin } from '../lib/nginx.js';
+import { startOpentracker, type Tracker } from '../lib/opentracker.js';
 import type { Proc } from '../lib/proc.js';
 import { percentile } from '../lib/stats.js';
 
 const PORT = 6881;
 const ORIGIN_PORT = 8080;
+const TRACKER_PORT = 6969;
+/** How long a seed may take, once ready, to show up in the tracker's scrape before the run is given up. */
+const SEED_ANNOUNCE_TIMEOUT_MS = 30_000;
+const GiB = 2 ** 30;
 
 /**
  * Who holds the data at the start: a BitTorrent seed of the same engine, or an HTTP origin (nginx, shaped like every
  * host) that the torrent names as its web seed (BEP 19 url-list); then no BitTorrent seed exists.
  */
 export type SwarmOrigin = 'seed' | 'webseed';
+/**
+ * How downloaders find each other. 'mesh': at the start signal the harness introduces every pair once (downloader i
+ * dials the seed and downloaders 0..i−1). 'tracker': an opentracker runs in the seed's namespace; every torrent
+ * announces to it (the seed before the clock starts, each downloader from the start signal on) and each downloader
+ * is told only the seed's address; whatever else it learns comes from the tracker (and the engine's own PEX).
+ */
+export type SwarmDiscovery = 'mesh' | 'tracker';
+/** Engines that can only find peers through a tracker (aria2 has no way to be given a peer's address). */
+export const TRACKER_ONLY_ENGINES: EngineName[] = ['aria2'];
 /**
  * Share of all cores used by the benchmark's own processes above which a run counts as CPU-bound.
  * Kernel networking work done in softirq context is partly charged to no process, hence below 1.
@@ -32,6 +48,8 @@ export interface SwarmResult {
   engine: EngineName; peers: number; rate: string; size: number; pieceLength: number;
   /** Absent in results written before the web-seed variant existed: 'seed'. */
   origin?: SwarmOrigin;
+  /** Absent in results written before tracker discovery existed: 'mesh'. */
+  discovery?: SwarmDiscovery;
   ok: boolean; failure?: string;
   /** Seconds from start until each downloader completed, sorted. */
   completions: number[];
@@ -44,13 +62,24 @@ export interface SwarmResult {
   cpuBusy: number;
   /** CPU seconds used by the benchmark's own processes ÷ (wall seconds × cores). */
   cpuShareOurs: number;
+  /**
+   * User+sys CPU seconds of the engine's processes from the start signal until the last downloader completed: the
+   * seed's (null with a web-seed origin: nginx is not counted), the mean downloader's, and all of them together.
+   * Absent in older results.
+   */
+  cpuSeconds?: { seed: number | null; downloaderMean: number; total: number };
+  /** cpuSeconds.total ÷ GiB delivered (downloaders × file size): what distributing one GiB costs. Absent in older results. */
+  cpuPerGiB?: number;
   /** The engines themselves used most of the cores: times measure CPU, not distribution. */
   saturated: boolean;
   /** The machine was busy (also with other users' work) most of the run. */
   contended: boolean;
 }
 
-export interface SwarmOptions { engine: EngineName; peers: number; rate: string; size: number; pieceLength: number; workDir: string; log: (m: string) => void; origin?: SwarmOrigin }
+export interface SwarmOptions {
+  engine: EngineName; peers: number; rate: string; size: number; pieceLength: number; workDir: string; log: (m: string) => void;
+  origin?: SwarmOrigin; discovery?: SwarmDiscovery;
+}
 
 /** The engines whose runners use a torrent's url-list (WebTorrent's runner turns web seeds off; HTTP has no swarm). */
 export const WEBSEED_ENGINES: EngineName[] = ['shoal', 'libtorrent', 'libtorrent-default'];
@@ -80,18 +109,31 @@ export async function prepareSwarmData(workDir: string, size: number, pieceLengt
   return { seedDir, torrent };
 }
 
+/** The clock must not start before the seed is in the tracker's list, or a downloader that finds it only there (aria2) could miss it. */
+async function waitForSeedAnnounce(tracker: Tracker, infoHash: string, who: string): Promise<void> {
+  const until = performance.now() + SEED_ANNOUNCE_TIMEOUT_MS;
+  let last: { complete: number; incomplete: number } | undefined;
+  while (performance.now() < until) {
+    last = await tracker.scrape(infoHash);
+    if (last && last.complete >= 1) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${who}: not announced to ${tracker.url} as a seeder within ${SEED_ANNOUNCE_TIMEOUT_MS / 1000} s (scrape: ${last ? `${last.complete} seeders, ${last.incomplete} leechers` : 'no answer'})`);
+}
+
 export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined): Promise<SwarmResult> {
   const rateBps = parseRate(o.rate);
   const floor = kumarRossFloor(o.size, o.peers, rateBps, rateBps);
   const floorEff = kumarRossFloor(o.size, o.peers, rateBps * TBF_PAYLOAD_FRACTION, rateBps * TBF_PAYLOAD_FRACTION);
   const origin = o.origin ?? 'seed';
+  const discovery = o.discovery ?? 'mesh';
   // The web seed is given to each downloader with the start signal (not in the torrent's url-list), so that no
   // engine starts fetching from the origin before the clock starts.
   const { seedDir, torrent } = await prepareSwarmData(o.workDir, o.size, o.pieceLength);
   const webSeed = `http://${hostIp(0)}:${ORIGIN_PORT}/data.bin`;
-  const tag = `[swarm ${o.engine} N=${o.peers} ${o.rate}${origin === 'webseed' ? ' web-seed origin' : ''}]`;
+  const tag = `[swarm ${o.engine} N=${o.peers} ${o.rate}${origin === 'webseed' ? ' web-seed origin' : ''}${discovery === 'tracker' ? ' via tracker' : ''}]`;
   const base: SwarmResult = {
-    engine: o.engine, peers: o.peers, rate: o.rate, size: o.size, pieceLength: o.pieceLength, origin, ok: false, completions: [],
+    engine: o.engine, peers: o.peers, rate: o.rate, size: o.size, pieceLength: o.pieceLength, origin, discovery, ok: false, completions: [],
     lastSeconds: NaN, floorSeconds: floor, floorEffectiveSeconds: floorEff, ratioToFloor: NaN, ratioToEffectiveFloor: NaN,
     originCopies: null, spread: { first: NaN, median: NaN, p90: NaN, last: NaN }, cpuBusy: NaN, cpuShareOurs: NaN, saturated: false, contended: false,
   };
@@ -99,11 +141,20 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
   const procs: Proc[] = [];
   const leechDirs: string[] = [];
   let nginx: Origin | undefined;
+  let tracker: Tracker | undefined;
   try {
+    if (discovery === 'mesh' && TRACKER_ONLY_ENGINES.includes(o.engine)) throw new Error(`${o.engine} cannot be given peers' addresses: it runs only with --discovery tracker`);
     net ??= await createNet(o.peers + 1, o.rate);
     await warmCache(join(seedDir, 'data.bin'));
     const [seedHost, ...leechHosts] = net.hosts;
-    const common = { torrent, host: '', port: PORT, strategy: 'rarest' as const, file: 'data.bin' };
+    const infoHash = await infoHashOf(torrent);
+    // Plain HTTP has no swarm to discover: its downloaders fetch from the seed's address in either mode.
+    if (discovery === 'tracker' && o.engine !== 'http') {
+      // Every engine announces to this URL: it must name a namespace address (198.18.0.0/15), never one outside.
+      if (!/^198\.1[89]\.\d+\.\d+$/.test(seedHost!.ip)) throw new Error(`tracker address ${seedHost!.ip} is outside 198.18.0.0/15`);
+      tracker = await startOpentracker(seedHost!.ip, [infoHash], { netns: seedHost!.ns, port: TRACKER_PORT });
+    }
+    const common = { torrent, host: '', port: PORT, strategy: 'rarest' as const, file: 'data.bin', ...(tracker ? { tracker: tracker.url } : {}) };
     let seed: Proc | undefined;
     if (origin === 'webseed') {
       nginx = await startOrigin(seedDir, seedHost!.ns, seedHost!.ip, ORIGIN_PORT);
@@ -111,6 +162,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
       seed = startRole({ ...common, engine: o.engine, role: 'seed', dir: seedDir, host: seedHost!.ip, netns: seedHost!.ns }, `${tag} seed`);
       procs.push(seed);
       await seed.waitFor('ready', 600_000);
+      if (tracker) await waitForSeedAnnounce(tracker, infoHash, `${tag} seed`);
     }
     const leeches: Proc[] = [];
     for (let i = 0; i < o.peers; i++) {
@@ -129,9 +181,10 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     const sys0 = cpuTimes();
     const seedAddr = { host: seedHost!.ip, port: PORT };
     const t0 = performance.now();
-    // Each pair of downloaders is introduced once (i dials j < i), so no engine has to resolve duplicate connections.
+    // mesh: each pair of downloaders is introduced once (i dials j < i), so no engine has to resolve duplicate
+    // connections. tracker: only the seed (no one with a web-seed origin); the tracker does the rest.
     leeches.forEach((p, i) => {
-      const others = leechHosts.slice(0, i).map((h) => ({ host: h.ip, port: PORT }));
+      const others = tracker ? [] : leechHosts.slice(0, i).map((h) => ({ host: h.ip, port: PORT }));
       const peers = o.engine === 'http' ? [seedAddr] : origin === 'webseed' ? others : [seedAddr, ...others];
       p.send('peers', origin === 'webseed' ? { peers, webSeeds: [webSeed] } : { peers });
     });
@@ -142,6 +195,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     const used = procs.map((p, i) => p.cpu() - cpu0[i]!);
     const cpuOurs = used.reduce((a, b) => a + b, 0);
     const leechCpu = used.slice(seed ? 1 : 0).reduce((a, b) => a + b, 0) / Math.max(1, used.length - (seed ? 1 : 0));
+    const cpuPerGiB = cpuOurs / ((o.peers * o.size) / GiB);
     const st = seed ? await seed.request('stats').catch(() => undefined) : { uploaded: await nginx!.bodyBytesServed() };
     for (const d of leechDirs) {
       const s = await stat(join(d, 'data.bin'));
@@ -156,8 +210,9 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
       originCopies: typeof st?.uploaded === 'number' ? st.uploaded / o.size : null,
       spread: { first: completions[0]!, median: percentile(completions, 0.5), p90: percentile(completions, 0.9), last },
       cpuBusy: busy, cpuShareOurs: cpuOurs / (wall * cores), saturated: cpuOurs / (wall * cores) > SATURATED, contended: busy > 0.9,
+      cpuSeconds: { seed: seed ? used[0]! : null, downloaderMean: leechCpu, total: cpuOurs }, cpuPerGiB,
     };
-    o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU ours ${(r.cpuShareOurs * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}, machine busy ${(busy * 100).toFixed(0)}%${r.contended && !r.saturated ? ' (shared with other work)' : ''}; CPU s ${seed ? `seed ${used[0]!.toFixed(1)}, ` : ''}mean downloader ${leechCpu.toFixed(1)}`);
+    o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU ours ${(r.cpuShareOurs * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}, machine busy ${(busy * 100).toFixed(0)}%${r.contended && !r.saturated ? ' (shared with other work)' : ''}; CPU s ${seed ? `seed ${used[0]!.toFixed(1)}, ` : ''}mean downloader ${leechCpu.toFixed(1)}, ${cpuPerGiB.toFixed(2)} s per GiB moved`);
     return r;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
@@ -166,6 +221,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
   } finally {
     await Promise.all(procs.map((p) => p.stop()));
     await nginx?.stop();
+    await tracker?.stop();
     if (ownNet) net?.teardown();
     await Promise.all(leechDirs.map((d) => rm(d, { recursive: true, force: true })));
   }

@@ -1,5 +1,7 @@
 // WebTorrent runner for the Shoal benchmarks (JSON-lines protocol, see bench/README.md).
-// TCP only: DHT, LSD, trackers, uTP, NAT traversal and web seeds are off; peers are added directly.
+// TCP only: DHT, LSD, uTP, NAT traversal and web seeds are off; peers are added directly. Trackers are off unless
+// --tracker names one: then a seed announces to it from the start, and a downloader adds its torrent (and so starts
+// announcing) only at the start signal, since WebTorrent announces as soon as a torrent is ready, paused or not.
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -15,7 +17,7 @@ const { values: a } = parseArgs({
 const emit = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 
 const client = new WebTorrent({
-  dht: false, lsd: false, tracker: false, utp: false, natUpnp: false, natPmp: false, webSeeds: false,
+  dht: false, lsd: false, tracker: a.tracker ? {} : false, utp: false, natUpnp: false, natPmp: false, webSeeds: false,
   torrentPort: Number(a.port),
 });
 // Its DHT would bootstrap from public routers (k-rpc's defaults): the benchmarks talk only to loopback and their own
@@ -26,9 +28,8 @@ if (client.dht) {
 }
 client.on('error', (err) => { emit({ event: 'error', message: String(err?.message ?? err) }); process.exit(1); });
 
-const torrent = client.add(readFileSync(a.torrent), { path: a.dir, strategy: a.strategy, announce: [] });
-torrent.on('error', (err) => { emit({ event: 'error', message: String(err?.message ?? err) }); process.exit(1); });
-
+const announce = a.tracker ? [a.tracker] : [];
+let torrent;
 let ready = false;
 function markReady() {
   if (ready) return;
@@ -36,24 +37,39 @@ function markReady() {
   const port = client.torrentPort || client.address()?.port || Number(a.port);
   emit({ event: 'ready', port });
 }
-torrent.on('ready', () => {
-  if (a.role === 'leech') markReady();
-  else if (torrent.done) markReady();
-});
-torrent.on('done', () => {
-  if (a.role === 'seed') {
-    markReady();
-  } else if (ready) {
-    emit({ event: 'done', downloaded: torrent.downloaded });
-  }
-});
+function addTorrent(onReady) {
+  const t = client.add(readFileSync(a.torrent), { path: a.dir, strategy: a.strategy, announce });
+  t.on('error', (err) => { emit({ event: 'error', message: String(err?.message ?? err) }); process.exit(1); });
+  t.on('ready', () => onReady(t));
+  return t;
+}
+
+if (a.role === 'seed') {
+  torrent = addTorrent((t) => { if (t.done) markReady(); });
+  torrent.on('done', markReady);
+} else if (!a.tracker) {
+  torrent = addTorrent(markReady);
+  torrent.on('done', () => { if (ready) emit({ event: 'done', downloaded: torrent.downloaded }); });
+} else {
+  // Joins through the tracker at the start signal ('peers'); ready once the client listens.
+  client.once('listening', markReady);
+  if (client.listening) markReady();
+}
+
+/** The start signal for a downloader that joins through the tracker: add the torrent now, then the given peers. */
+function join(peers) {
+  torrent = addTorrent((t) => { for (const p of peers) t.addPeer(`${p.host}:${p.port}`); });
+  torrent.on('done', () => emit({ event: 'done', downloaded: torrent.downloaded }));
+}
 
 createInterface({ input: process.stdin }).on('line', (line) => {
   let cmd;
   try { cmd = JSON.parse(line); } catch { return; }
   if (cmd.cmd === 'peers') {
-    for (const p of cmd.peers) torrent.addPeer(`${p.host}:${p.port}`);
+    if (!torrent) join(cmd.peers ?? []);
+    else for (const p of cmd.peers ?? []) torrent.addPeer(`${p.host}:${p.port}`);
   } else if (cmd.cmd === 'stats') {
+    if (!torrent) { emit({ event: 'stats', uploaded: 0, downloaded: 0, peers: 0, progress: 0 }); return; }
     emit({ event: 'stats', uploaded: torrent.uploaded, downloaded: torrent.downloaded, peers: torrent.numPeers, progress: torrent.progress });
   } else if (cmd.cmd === 'quit') {
     client.destroy(() => process.exit(0));
