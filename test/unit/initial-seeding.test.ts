@@ -163,4 +163,16 @@ test('a request for a piece we did not offer (a streaming reader) counts as that
   assert.equal(s.unsentCount, before - 1, 'its upload counts as the piece going out');
   s.requested(a, 99);
   s.requested(a, -1);
+
+  // An offer taken back (stale) and then requested anyway is accounted as before: not an offer again, and its
+  // upload does not count as the piece going out (that would end initial seeding early).
+  const c = new FakePeer();
+  s.addPeer(c);
+  s.offer(c);
+  const stale = c.told[0]!;
+  s.expireStale(Date.now() + 60_000, () => false);
+  s.requested(c, stale);
+  const unsent = s.unsentCount;
+  sendPiece(s, c, stale);
+  assert.equal(s.unsentCount, unsent, 'a taken-back offer fetched later is not counted as sent');
 });
