@@ -1,7 +1,8 @@
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { Gauge, Counter, Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
+import { lazyModule } from '../util/lazy-module.js';
 import { parseTorrent } from '../metainfo/index.js';
 import { TrackerServer } from '../tracker/index.js';
 import { ShoalError } from '../util/errors.js';
@@ -42,6 +43,7 @@ const MAX_RELEASE_BODY = 16 * 1024 * 1024;
 const MAX_REPORT_BODY = 512 * 1024;
 const MAX_SSE_CLIENTS = 10_000;
 const HEARTBEAT_MS = 15_000;
+const promClient = lazyModule<typeof import('prom-client')>('prom-client');
 
 interface SseClient { res: ServerResponse; topics: Set<string> }
 
@@ -59,7 +61,7 @@ export class FleetController {
   private server: Server | undefined;
   private readonly sse = new Set<SseClient>();
   private heartbeat: NodeJS.Timeout | undefined;
-  private readonly registry = new Registry();
+  private readonly registry: Registry;
   private readonly reports: Counter<'result'>;
   private readonly requests: Counter<'route' | 'status'>;
   private boundPort = 0;
@@ -81,6 +83,8 @@ export class FleetController {
       ...(opts.redisUrl ? { store: { redisUrl: opts.redisUrl } } : {}),
       zones: opts.zones ?? this.agentZones!,
     });
+    const { Counter, Gauge, Registry } = promClient();
+    this.registry = new Registry();
     this.reports = new Counter({ name: 'shoal_fleet_reports_total', help: 'Agent reports received', labelNames: ['result'] as const, registers: [this.registry] });
     this.requests = new Counter({ name: 'shoal_fleet_api_requests_total', help: 'API requests', labelNames: ['route', 'status'] as const, registers: [this.registry] });
     // eslint-disable-next-line @typescript-eslint/no-this-alias

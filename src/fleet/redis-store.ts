@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { lazyModule } from '../util/lazy-module.js';
 import { ShoalError } from '../util/errors.js';
 import { FleetStore } from './store.js';
 import type { AgentRecord, Release } from './types.js';
+
+const ioredis = lazyModule<typeof import('ioredis')>('ioredis');
 
 interface Message { from: string; kind: 'release' | 'agent' | 'origin'; data: Release | AgentRecord }
 
@@ -21,8 +24,9 @@ export class RedisFleetStore extends FleetStore {
   constructor(url: string, prefix = 'shoal:fleet:') {
     super(undefined);
     const opts = { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 5000 };
-    this.redis = new Redis(url, opts);
-    this.sub = new Redis(url, opts);
+    const { Redis: RedisClient } = ioredis();
+    this.redis = new RedisClient(url, opts);
+    this.sub = new RedisClient(url, opts);
     this.redis.on('error', () => undefined);
     this.sub.on('error', () => undefined);
     this.k = { releases: `${prefix}releases`, agents: `${prefix}agents`, seq: `${prefix}seq`, events: `${prefix}events` };
