@@ -204,9 +204,10 @@ export class SwarmPeers {
 
   /** Adds a peer that find() did not find; returns its ref. */
   add(no: number, e: Endpoint, id: Buffer, expires: number, loc: Location | undefined): number {
+    // Grow the index first: rehash() places every record already in the lists.
+    if ((this.size + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
     const list = (this.lists[no] ??= new PeerList(no, this.withLocations));
     const ref = list.push(e, id, expires, loc) * 4 + no;
-    if ((this.size + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
     this.place(ref, e.hash);
     this.size++;
     return ref;
