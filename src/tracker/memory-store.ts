@@ -21,7 +21,7 @@ export interface MemoryStoreOptions {
    * one host announcing random info-hashes fills the table. Default: no limit.
    */
   newSwarmLimit?: RateLimitOptions;
-  /** Peers tracked across all swarms. Default 1 000 000 (roughly 250 MB worst case). */
+  /** Peers tracked across all swarms. Default 1 000 000 (roughly 70 MB in a few big swarms, more when spread over many small ones). */
   maxPeers?: number;
   zones?: ZoneMap;
   /** How often the expiry sweep runs, and how many peers one tick may examine. */
@@ -37,16 +37,12 @@ const LOCALITY_SAMPLE = 4096;
  * peers costs a few hundred bytes, which is what lets a table of 100 000 mostly tiny swarms fit in
  * tens of megabytes.
  */
-class Swarm {
-  readonly peers: SwarmPeers;
+class Swarm extends SwarmPeers {
   downloaded = 0;
   lastSeen = 0;
   /** Created by one announce and not announced to since: the first to go when the table is full. */
   junk = true;
-  constructor(readonly key: string, withLocations: boolean) { this.peers = new SwarmPeers(withLocations); }
-  get size(): number { return this.peers.size; }
-  get seeds(): number { return this.peers.seeds; }
-  get leechers(): number { return this.peers.leechers; }
+  constructor(readonly key: string, withLocations: boolean) { super(withLocations); }
 }
 
 /** Where selected peers go: list/position pairs (non-compact HTTP, locality) or straight into compact buffers. */
@@ -109,7 +105,7 @@ export class MemoryStore implements SwarmStore {
     swarm.lastSeen = now;
     const compact = req.compact;
     const me = this.me.set(compact);
-    const peers = swarm.peers;
+    const peers: SwarmPeers = swarm;
     let ref = peers.find(me);
 
     if (req.event === 'stopped') {
@@ -204,7 +200,7 @@ export class MemoryStore implements SwarmStore {
       const swarm = next.value;
       budget -= swarm.size + 1;
       gone.seeds = gone.leechers = 0;
-      swarm.peers.expire(now, gone);
+      swarm.expire(now, gone);
       this.totalSeeds -= gone.seeds;
       this.totalLeechers -= gone.leechers;
       if (swarm.size === 0 && swarm.lastSeen + this.ttl <= now) { this.swarms.delete(swarm.key); this.junk.delete(swarm.key); }
@@ -215,7 +211,7 @@ export class MemoryStore implements SwarmStore {
     if (this.seq >= 0xfffffffe) {
       // After 4 billion selections: clear stale marks once so an old stamp cannot match.
       for (const s of this.swarms.values()) {
-        for (const l of s.peers.lists) if (l) for (let i = 0; i < l.len; i++) l.d[i * l.w + l.markAt] = 0;
+        for (const l of s.lists) if (l) for (let i = 0; i < l.len; i++) l.d[i * l.w + l.markAt] = 0;
       }
       this.seq = 0;
     }
@@ -224,7 +220,7 @@ export class MemoryStore implements SwarmStore {
 
   private select(swarm: Swarm, req: AnnounceRequest, self: number, now: number, result: AnnounceResult): void {
     // Seeds have nothing to gain from other seeds.
-    const lists = this.lists, all = swarm.peers.lists;
+    const lists = this.lists, all = swarm.lists;
     lists.length = 0;
     if (req.family !== 6) {
       if (!req.seed && all[S4]) lists.push(all[S4]);
@@ -327,7 +323,8 @@ function take(l: PeerList, i: number, sink: Sink): void {
 function sampleInto(l: PeerList, k: number, sink: Sink, me: Endpoint, now: number, seq: number): void {
   const n = l.len;
   if (k <= 0 || n === 0) return;
-  const d = l.d, w = l.w, markAt = l.markAt, exp = l.exp;
+  // The expiry words follow the mark (see peer-table.ts).
+  const d = l.d, w = l.w, markAt = l.markAt;
   let taken = 0;
   if (k < n) {
     for (let attempts = k * 3 + 8; attempts > 0 && taken < k; attempts--) {
@@ -335,7 +332,7 @@ function sampleInto(l: PeerList, k: number, sink: Sink, me: Endpoint, now: numbe
       const m = i * w + markAt;
       if (d[m] === seq) continue;
       d[m] = seq;
-      if (exp[i]! > now && !l.matches(i, me)) { take(l, i, sink); taken++; }
+      if (d[m + 1]! * 0x100000000 + d[m + 2]! > now && !l.matches(i, me)) { take(l, i, sink); taken++; }
     }
     if (taken >= k) return;
   }
@@ -345,6 +342,6 @@ function sampleInto(l: PeerList, k: number, sink: Sink, me: Endpoint, now: numbe
     const m = i * w + markAt;
     if (d[m] === seq) continue;
     d[m] = seq;
-    if (exp[i]! > now && !l.matches(i, me)) { take(l, i, sink); taken++; }
+    if (d[m + 1]! * 0x100000000 + d[m + 2]! > now && !l.matches(i, me)) { take(l, i, sink); taken++; }
   }
 }

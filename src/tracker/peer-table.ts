@@ -2,19 +2,25 @@ import type { Location } from './locality.js';
 
 /**
  * Compact per-swarm peer storage for the memory store: no object, string or Map entry per peer.
- * A peer is one fixed-size record in a Uint32Array (address, port, pick mark, 20-byte peer id)
- * plus its expiry in a Float64Array, in one of four lists (seed|leech × IPv4|IPv6); an
- * open-addressing index (an Int32Array of list/position refs, linear probing) finds a peer by
- * address. About 60 bytes per IPv4 peer in total, against ~230 for objects in Maps, and the
- * selection loop reads the same dense arrays.
+ * A peer is one fixed-size record in a Uint32Array (address, port, pick mark, expiry, 20-byte
+ * peer id) in one of four lists (seed|leech × IPv4|IPv6); an open-addressing index (an Int32Array
+ * of list/position refs, linear probing) finds a peer by address. About 70 bytes per IPv4 peer
+ * in total, against ~250 for objects in Maps, and the selection loop reads the same dense array.
  */
 
 /** List numbers: bit 0 = leecher, bit 1 = IPv6. */
 export const S4 = 0, L4 = 1, S6 = 2, L6 = 3;
 
-/** Words per record: IPv4 = ip, port, mark, id×5; IPv6 = address×4, port, mark, id×5. */
-const W4 = 8, W6 = 11;
-const MIN_CAP = 2;
+/**
+ * Words per record: IPv4 = ip, port, mark, expiry×2, id×5; IPv6 = address×4, port, mark, expiry×2, id×5.
+ * The expiry (ms since the epoch) is split in two words so it never wraps; one typed array per list
+ * instead of two matters when most swarms are tiny (a typed array costs ~100 bytes of its own).
+ */
+const W4 = 10, W6 = 13;
+const TWO32 = 0x100000000;
+// One record to start: most lists hold one or two peers, and a typed array of up to 64 bytes lives on the V8 heap
+// instead of costing an ArrayBuffer and a malloc block of its own.
+const MIN_CAP = 1;
 const MIN_SLOTS = 4;
 
 /** Per-process hash seed, so nobody can precompute addresses that collide in the index. */
@@ -64,14 +70,14 @@ function hash6(a0: number, a1: number, a2: number, a3: number, port: number): nu
 export class PeerList {
   /** Words per record. */
   readonly w: number;
-  /** Word offsets in a record of the port, the pick mark and the peer id. */
+  /** Word offsets in a record of the port, the pick mark, the expiry and the peer id. */
   readonly portAt: number;
   readonly markAt: number;
+  readonly expAt: number;
   readonly idAt: number;
   readonly seeds: boolean;
   readonly v6: boolean;
   d: Uint32Array;
-  exp: Float64Array;
   /** Peer locations, only when the store has a zone map. */
   locs: (Location | undefined)[] | undefined;
   len = 0;
@@ -82,13 +88,25 @@ export class PeerList {
     this.w = this.v6 ? W6 : W4;
     this.portAt = this.v6 ? 4 : 1;
     this.markAt = this.portAt + 1;
-    this.idAt = this.portAt + 2;
+    this.expAt = this.portAt + 2;
+    this.idAt = this.portAt + 4;
     this.d = new Uint32Array(MIN_CAP * this.w);
-    this.exp = new Float64Array(MIN_CAP);
     if (withLocations) this.locs = [];
   }
 
-  get capacity(): number { return this.exp.length; }
+  get capacity(): number { return this.d.length / this.w; }
+
+  /** Expiry of record `i`, in ms since the epoch. */
+  expires(i: number): number {
+    const o = i * this.w + this.expAt;
+    return this.d[o]! * TWO32 + this.d[o + 1]!;
+  }
+
+  setExpires(i: number, t: number): void {
+    const o = i * this.w + this.expAt, hi = Math.floor(t / TWO32);
+    this.d[o] = hi;
+    this.d[o + 1] = t - hi * TWO32;
+  }
 
   /** The record at `i` as a compact address (6 or 18 bytes) written into `out` at `off`; returns bytes written. */
   writeCompact(i: number, out: Uint8Array, off: number): number {
@@ -129,14 +147,14 @@ export class PeerList {
 
   /** Appends a record; returns its position. */
   push(e: Endpoint, id: Buffer, expires: number, loc: Location | undefined): number {
-    if (this.len === this.exp.length) this.resize(this.exp.length * 2);
+    if (this.len === this.capacity) this.resize(this.capacity * 2);
     const i = this.len++, d = this.d, o = i * this.w;
     d[o] = e.a0;
     if (this.v6) { d[o + 1] = e.a1; d[o + 2] = e.a2; d[o + 3] = e.a3; }
     d[o + this.portAt] = e.port;
     d[o + this.markAt] = 0;
     this.setId(i, id);
-    this.exp[i] = expires;
+    this.setExpires(i, expires);
     if (this.locs) this.locs[i] = loc;
     return i;
   }
@@ -154,13 +172,13 @@ export class PeerList {
     if (i !== last) {
       const w = this.w;
       this.d.copyWithin(i * w, last * w, last * w + w);
-      this.exp[i] = this.exp[last]!;
       if (this.locs) this.locs[i] = this.locs[last];
       moved = last;
     }
     if (this.locs) this.locs.length = last;
     // Give memory back once a list that grew big has mostly emptied.
-    if (this.exp.length > 8 && last < this.exp.length >> 2) this.resize(this.exp.length >> 1);
+    const cap = this.capacity;
+    if (cap > 8 && last < cap >> 2) this.resize(cap >> 1);
     return moved;
   }
 
@@ -168,9 +186,6 @@ export class PeerList {
     const d = new Uint32Array(cap * this.w);
     d.set(this.d.subarray(0, this.len * this.w));
     this.d = d;
-    const exp = new Float64Array(cap);
-    exp.set(this.exp.subarray(0, this.len));
-    this.exp = exp;
   }
 }
 
@@ -220,7 +235,7 @@ export class SwarmPeers {
   update(ref: number, no: number, id: Buffer, expires: number): number {
     const from = ref & 3, i = ref >>> 2, list = this.lists[from]!;
     if (from === no) {
-      list.exp[i] = expires;
+      list.setExpires(i, expires);
       list.setId(i, id);
       return ref;
     }
@@ -231,7 +246,7 @@ export class SwarmPeers {
     // Same family: copy the address words and mark, then the new id and expiry.
     to.d.set(list.d.subarray(i * list.w, i * list.w + list.w), j * to.w);
     to.setId(j, id);
-    to.exp[j] = expires;
+    to.setExpires(j, expires);
     if (to.locs) to.locs[j] = list.locs?.[i];
     const nref = j * 4 + no;
     this.slots[slot] = nref + 1;
@@ -255,7 +270,7 @@ export class SwarmPeers {
       if (!list) continue;
       // Backwards: removal swaps in the last record, which has already been checked.
       for (let i = list.len - 1; i >= 0; i--) {
-        if (list.exp[i]! > now) continue;
+        if (list.expires(i) > now) continue;
         if (list.seeds) out.seeds++; else out.leechers++;
         this.remove(i * 4 + no);
         if (this.lists[no] !== list) break;

@@ -54,7 +54,7 @@ function checkTable(t: SwarmPeers, model: Map<number, ModelPeer>): void {
     assert.ok(i < list.len);
     assert.deepEqual(list.compact(i), compactOf(a));
     assert.deepEqual(list.peerId(i), idOf(m.id));
-    assert.equal(list.exp[i], m.exp);
+    assert.equal(list.expires(i), m.exp);
   }
   for (const no of [S4, L4, S6, L6]) {
     const l = t.lists[no];
@@ -112,7 +112,7 @@ test('SwarmPeers grows and shrinks its arrays and index with thousands of peers'
     c.writeUInt32BE(0x0a000000 + k, 0);
     const ref = t.find(e.set(c));
     assert.ok(ref >= 0);
-    assert.equal(t.lists[ref & 3]!.exp[ref >>> 2], 1000 + k);
+    assert.equal(t.lists[ref & 3]!.expires(ref >>> 2), 1000 + k);
   }
   c.writeUInt32BE(0x0a000000, 0);
   assert.equal(t.find(e.set(c)), -1);
