@@ -4,7 +4,9 @@
 // shares the machine) is the limit.
 //
 // Usage: node dist/bench/tracker/run.js [--seconds 30] [--http-seconds 15] [--swarms 2000] [--peers 100000]
-//        [--targets shoal,opentracker] [--protocols udp,http] [--warmup 3]
+//        [--targets shoal,opentracker] [--protocols udp,http] [--warmup 3] [--shoal-node-flags "--max-semi-space-size=2"]
+// Before each measurement and after it, the Shoal tracker reports its memory (RSS split into the node binary's
+// file-backed pages and anonymous memory, V8 heap spaces) and how many peers it stores.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
@@ -30,6 +32,8 @@ const SWARMS = Number(arg('swarms', '2000'));
 const PEERS = Number(arg('peers', '100000'));
 const TARGETS = arg('targets', 'shoal,opentracker').split(',');
 const PROTOCOLS = arg('protocols', 'udp,http').split(',');
+/** Extra node flags for the Shoal tracker process (e.g. "--max-semi-space-size=1"), to compare V8 settings. */
+const SHOAL_NODE_FLAGS = arg('shoal-node-flags', '').split(' ').filter(Boolean);
 
 /** user and system CPU seconds of a process (utime, stime from /proc; USER_HZ = 100 on Linux). */
 function cpuTimes(pid: number): { user: number; sys: number } {
@@ -51,17 +55,26 @@ function freePort(): Promise<number> {
   });
 }
 
-interface Target { name: string; pid: number; httpPort: number; udpPort: number; child: ChildProcess }
+interface Target { name: string; pid: number; httpPort: number; udpPort: number; child: ChildProcess; lines?: AsyncIterator<string> }
 
 async function startShoal(allowFile: string): Promise<Target> {
-  const child = spawn(process.execPath, [join(here, 'serve.js'), allowFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve, reject) => {
-    const rl = createInterface({ input: child.stdout! });
-    rl.once('line', resolve);
-    child.once('exit', (c) => reject(new Error(`shoal tracker exited (${c}) before listening`)));
-  });
-  const j = JSON.parse(line) as { httpPort: number; udpPort: number };
-  return { name: 'shoal', pid: child.pid!, httpPort: j.httpPort, udpPort: j.udpPort, child };
+  const child = spawn(process.execPath, [...SHOAL_NODE_FLAGS, join(here, 'serve.js'), allowFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const first = await Promise.race([
+    lines.next(),
+    new Promise<never>((_, reject) => child.once('exit', (c) => reject(new Error(`shoal tracker exited (${c}) before listening`)))),
+  ]);
+  const j = JSON.parse(String(first.value)) as { httpPort: number; udpPort: number };
+  return { name: 'shoal', pid: child.pid!, httpPort: j.httpPort, udpPort: j.udpPort, child, lines };
+}
+
+/** Shoal's own memory breakdown (serve.ts answers SIGUSR2 with one JSON line); undefined for other targets. */
+async function memoryReport(t: Target): Promise<Record<string, unknown> | undefined> {
+  if (!t.lines) return undefined;
+  process.kill(t.pid, 'SIGUSR2');
+  const timeout = new Promise<undefined>((r) => setTimeout(() => r(undefined), 2000).unref());
+  const next = await Promise.race([t.lines.next(), timeout]);
+  return next && !next.done ? JSON.parse(String(next.value)) as Record<string, unknown> : undefined;
 }
 
 async function startOpentracker(dir: string): Promise<Target> {
@@ -79,7 +92,7 @@ async function startOpentracker(dir: string): Promise<Target> {
 interface Row {
   target: string; protocol: string; seconds: number; announces: number; announcesPerSec: number;
   trackerCpuSeconds: number; trackerUserSeconds: number; trackerSysSeconds: number; announcesPerCpuSecond: number; errors: number; timeouts: number;
-  avgPeersPerReply: number; rssMiB: number; firstError?: string;
+  avgPeersPerReply: number; rssMiB: number; firstError?: string; memory?: Record<string, unknown>;
 }
 
 async function measure(t: Target, protocol: string): Promise<Row> {
@@ -103,8 +116,11 @@ async function measure(t: Target, protocol: string): Promise<Row> {
     rssMiB: rssMiB(t.pid),
     ...(r.firstError ? { firstError: r.firstError } : {}),
   };
+  const mem = await memoryReport(t);
+  if (mem) row.memory = mem;
   console.log(`${t.name.padEnd(12)} ${protocol.padEnd(5)} ${String(row.announcesPerSec).padStart(8)} announces/s  ` +
     `${String(row.announcesPerCpuSecond).padStart(8)} per CPU-s  cpu ${row.trackerCpuSeconds}s (user ${row.trackerUserSeconds}, sys ${row.trackerSysSeconds})  errors ${row.errors}  timeouts ${row.timeouts}  peers/reply ${row.avgPeersPerReply}  rss ${row.rssMiB} MiB`);
+  if (mem) console.log(`             memory: ${JSON.stringify(mem)}`);
   return row;
 }
 
@@ -117,8 +133,13 @@ async function main(): Promise<void> {
   await writeFile(join(dir, 'whitelist.txt'), hashes.join('\n') + '\n', { mode: 0o644 });
   const targets: Target[] = [];
   const rows: Row[] = [];
+  const idleRssMiB: Record<string, number> = {};
   try {
     for (const name of TARGETS) targets.push(name === 'shoal' ? await startShoal(join(dir, 'whitelist.txt')) : await startOpentracker(dir));
+    await new Promise((r) => setTimeout(r, 500));
+    for (const t of targets) idleRssMiB[t.name] = rssMiB(t.pid);
+    console.log(`idle RSS: ${targets.map((t) => `${t.name} ${idleRssMiB[t.name]} MiB`).join(', ')}`);
+    for (const t of targets) { const m = await memoryReport(t); if (m) console.log(`             memory: ${JSON.stringify(m)}`); }
     console.log(`tracker bench: ${SWARMS} swarms (Zipf), ${PEERS} peers, numwant 50, UDP ${SECONDS}s / HTTP ${HTTP_SECONDS}s per target, warm-up ${WARMUP}s`);
     for (const protocol of PROTOCOLS) for (const t of targets) rows.push(await measure(t, protocol));
   } finally {
@@ -141,9 +162,9 @@ async function main(): Promise<void> {
   }
   const out = {
     benchmark: 'tracker', date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model,
-    config: { swarms: SWARMS, peers: PEERS, udpSeconds: SECONDS, httpSeconds: HTTP_SECONDS, warmupSeconds: WARMUP, numwant: 50, udpSockets: 16, udpWindow: 24, httpConcurrency: 32 },
+    config: { shoalNodeFlags: SHOAL_NODE_FLAGS.join(' '), swarms: SWARMS, peers: PEERS, udpSeconds: SECONDS, httpSeconds: HTTP_SECONDS, warmupSeconds: WARMUP, numwant: 50, udpSockets: 16, udpWindow: 24, httpConcurrency: 32 },
     note: 'Load generator and trackers share the machine; announcesPerCpuSecond divides by the tracker process\'s own user+sys CPU time.',
-    rows, ratios,
+    idleRssMiB, rows, ratios,
   };
   const resDir = join(repo, 'bench', 'results');
   await mkdir(resDir, { recursive: true });

@@ -152,8 +152,8 @@ async function handle(ctx: TrackerContext, req: IncomingMessage, res: ServerResp
     }
   }
   if (path === '/metrics') {
-    const body = await ctx.metrics.registry.metrics();
-    return sendText(res, 200, body, ctx.metrics.registry.contentType);
+    const { body, contentType } = await ctx.metrics.render();
+    return sendText(res, 200, body, contentType);
   }
 
   let route: 'announce' | 'scrape' | undefined;

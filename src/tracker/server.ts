@@ -11,7 +11,6 @@ import { ZoneMap } from './locality.js';
 import { MemoryStore } from './memory-store.js';
 import { TrackerMetrics } from './metrics.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
-import { RedisStore } from './redis-store.js';
 import { isPromise, type SwarmStore } from './swarm-store.js';
 import { UdpTracker } from './udp.js';
 
@@ -114,6 +113,8 @@ export class TrackerServer {
     const host = o.host ?? '0.0.0.0';
 
     if (o.store && o.store !== 'memory') {
+      // Loaded only here: ioredis costs several MiB of heap that a memory-mode tracker never uses.
+      const { RedisStore } = await import('./redis-store.js');
       const redis = new RedisStore({
         url: o.store.redisUrl, peerTtlMs, logger: this.logger,
         ...(o.store.keyPrefix !== undefined ? { keyPrefix: o.store.keyPrefix } : {}),
@@ -252,7 +253,7 @@ export class TrackerServer {
       announcesPerSecond: this.metrics?.announcesPerSecond() ?? 0,
       announcesTotal: this.metrics?.announcesTotal ?? 0,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      store: store instanceof RedisStore ? 'redis' : 'memory',
+      store: store instanceof MemoryStore ? 'memory' : 'redis',
       instance: this.trackerId,
     };
   }
