@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
-import { VERSION } from '../engine/client.js';
+import { VERSION } from '../version.js';
 import { EXIT, Output } from './output.js';
 
 // Commands load their modules when they run: `shoal info` need not load the tracker's Redis and metrics stack.

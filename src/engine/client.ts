@@ -13,7 +13,9 @@ import { Dht } from '../dht/index.js';
 import { Torrent, normalizeHost, savedTorrentPath, type TorrentContext, type TorrentSpec } from './torrent.js';
 import type { AddOptions, ClientOptions } from './types.js';
 
-export const VERSION = '0.1.0';
+import { VERSION } from '../version.js';
+
+export { VERSION };
 /** An inbound peer sends its handshake as soon as it connects: one that has not within this long never will. */
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 /**

@@ -1,7 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { lazyModule } from '../util/lazy-module.js';
 import { ShoalError } from '../util/errors.js';
 import { TrackerServer, type TrackerOptions } from './server.js';
+
+const pinoModule = lazyModule<typeof import('pino')>('pino');
 
 /** Options of `shoal tracker`, as commander hands them over (ports may arrive as strings). */
 export interface TrackerCommandOptions {
@@ -49,6 +52,7 @@ async function readPasskeys(path: string): Promise<string[]> {
 }
 
 function makeLogger(json: boolean, level: string): Logger {
+  const { pino } = pinoModule();
   if (json) return pino({ level, base: { service: 'shoal-tracker' } });
   // Human-readable lines without pulling in pino-pretty: level, message, then the structured fields.
   const names: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };

@@ -1,9 +1,12 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { lazyModule } from '../util/lazy-module.js';
 import type { Logger } from 'pino';
 import { localityTier, type ZoneMap } from './locality.js';
 import {
   StoreUnavailableError, type AnnounceRequest, type AnnounceResult, type ScrapeEntry, type SelectedPeer, type StoreStats, type SwarmStore,
 } from './swarm-store.js';
+
+const ioredis = lazyModule<typeof import('ioredis')>('ioredis');
 
 /*
  * Layout per swarm (hex info-hash H, in a {H} hash tag so one swarm's keys share a cluster slot):
@@ -174,7 +177,8 @@ export class RedisStore implements SwarmStore {
     this.maxPeers = opts.maxPeersPerSwarm ?? 50_000;
     this.zones = opts.zones;
     this.logger = opts.logger;
-    this.redis = new Redis(opts.url, {
+    const { Redis: RedisClient } = ioredis();
+    this.redis = new RedisClient(opts.url, {
       // Fail fast while disconnected rather than queueing: a queued announce would be answered long after the client gave up.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,

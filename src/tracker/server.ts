@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { lazyModule } from '../util/lazy-module.js';
 import { ShoalError } from '../util/errors.js';
 import type { TrackerContext } from './context.js';
 import { createHttpServer } from './http.js';
@@ -13,6 +14,8 @@ import { TrackerMetrics } from './metrics.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { isPromise, type SwarmStore } from './swarm-store.js';
 import { UdpTracker } from './udp.js';
+
+const pinoModule = lazyModule<typeof import('pino')>('pino');
 
 export interface TrackerOptions {
   /** Bind address. Default '0.0.0.0' (IPv4 only); '::' is dual-stack for HTTP and UDP. */
@@ -84,7 +87,7 @@ export class TrackerServer {
 
   constructor(opts: TrackerOptions = {}) {
     this.opts = opts;
-    this.logger = opts.logger ?? pino({ level: 'silent' });
+    this.logger = opts.logger ?? pinoModule().pino({ level: 'silent' });
     const check = (name: string, v: number | undefined, min: number): void => {
       if (v !== undefined && !(Number.isFinite(v) && v >= min)) throw new ShoalError('EUSAGE', `tracker option ${name} must be a number >= ${min}, got ${v}`);
     };
