@@ -157,7 +157,7 @@ export class Storage {
     // Wait for every segment before reporting, so a failed write leaves no I/O running behind our back.
     for (const r of results) if (r.status === 'rejected') throw r.reason;
     this.uncache(index);
-    if (adopt && !this.closing) this.cache.insert(index, data, false);
+    if (adopt && !this.closing) this.cache.insert(index, data, false, true);
     for (const t of targets) this.dirty.add(t.src);
     this.have.set(index);
     if (!this.emptyFilesCreated) await this.createEmptyFiles();
@@ -212,12 +212,12 @@ export class Storage {
    * the cache's oldest unpinned piece gives its memory, so cached plus in-flight pieces stay near the cache limit.
    */
   allocatePiece(length: number): Buffer {
-    return this.cache.allocate(length, 0);
+    return this.cache.allocateOutside(length);
   }
 
   /** Give back a buffer from allocatePiece that nobody else has seen (e.g. its piece failed its hash check). */
   recyclePiece(buf: Buffer): void {
-    this.cache.discard(buf);
+    this.cache.discard(buf, true);
   }
 
   // ---- reads ----

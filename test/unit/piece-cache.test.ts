@@ -144,3 +144,24 @@ test('memory the downloader holds is taken from the cache\'s room (down to two p
   none.insert(0, Buffer.alloc(PIECE), false);
   assert.equal(none.bytes, 0, 'a cache of 0 bytes holds nothing, whatever the two-piece floor');
 });
+
+test('a downloader\'s buffers are counted as they are lent and returned: bursts recycle the same memory', () => {
+  const cache = new PieceCache(4 * PIECE, PIECE);
+  const seen = new Set<ArrayBufferLike>();
+  for (let round = 0; round < 5; round++) {
+    // A burst of six pieces in flight (more than the cache holds), then all of them verified and returned.
+    const burst = Array.from({ length: 6 }, () => cache.allocateOutside(PIECE));
+    for (const b of burst) seen.add(b.buffer);
+    cache.reserve(6 * PIECE); // the once-a-second count, taken mid-burst
+    cache.check();
+    burst.forEach((b, i) => cache.insert(round * 10 + i, b, false, true));
+    cache.check();
+    assert.equal(cache.bytes, 4 * PIECE, 'returned pieces fill the cache up to its limit at once');
+  }
+  assert.equal(seen.size, 6, `five bursts of six used ${seen.size} distinct buffers`);
+  // A buffer that never comes back is forgotten at the next count.
+  cache.allocateOutside(PIECE);
+  cache.reserve(0);
+  cache.insert(99, cache.allocate(PIECE), false);
+  cache.check();
+});
