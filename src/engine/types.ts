@@ -35,8 +35,9 @@ export interface ClientOptions {
   webSeedTimeout?: number;
   /**
    * Piece memory each torrent keeps (bytes): recently downloaded or read pieces, served to peers without a disk read,
-   * and recycled as the next download buffers. Default 16 MiB. Pieces being downloaded or written come on top
-   * (about one per connected peer that is sending).
+   * and recycled as the next download buffers. Default 16 MiB. Pieces being downloaded, hashed or written take the
+   * cache's room first (it keeps at least two pieces), so a torrent holds about the larger of this and its pieces in
+   * flight (about one per connected peer that is sending).
    */
   cacheBytes?: number;
   /** Announce to the torrent's trackers. Default true. */
