@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-// Memory budget of the memory-mode tracker, measured in a fresh child process (with --expose-gc, so
-// the figures are live data, not garbage) to keep other tests' modules and heap out of the numbers.
+// Memory budgets of the memory-mode tracker and of a process that embeds the library, measured in a fresh child
+// process (with --expose-gc, so the figures are live data, not garbage) to keep other tests' modules and heap out.
 
 const serverJs = fileURLToPath(new URL('../../src/tracker/server.js', import.meta.url));
 const storeJs = fileURLToPath(new URL('../../src/tracker/memory-store.js', import.meta.url));
@@ -70,4 +70,28 @@ test('100 000 peers in 2 000 swarms cost under 16 MiB of heap and array buffers,
   assert.equal(r.swarms, 0);
   assert.ok((r.grewMiB as number) < 16, `100k peers took ${(r.grewMiB as number).toFixed(1)} MiB`);
   assert.ok((r.leftMiB as number) < 1, `${(r.leftMiB as number).toFixed(1)} MiB still held after every peer expired`);
+});
+
+const indexJs = fileURLToPath(new URL('../../src/index.js', import.meta.url));
+
+test('importing the library and running a client loads no third-party module until it is used (web seeds: undici)', { timeout: 25_000 }, async () => {
+  const r = await runChild(`
+    import { createRequire } from 'node:module';
+    const lib = await import(${JSON.stringify(indexJs)});
+    const cache = () => Object.keys(createRequire(import.meta.url).cache).filter((k) => k.includes('/node_modules/'));
+    const names = () => [...new Set(cache().map((k) => k.split('/node_modules/').pop().split('/')[0]))].sort();
+    const c = new lib.Client({ port: 0, host: '127.0.0.1', trackers: false, dht: false, lsd: false });
+    await c.listen();
+    const idle = names();
+    const { WebSeed } = await import(${JSON.stringify(fileURLToPath(new URL('../../src/webseed/index.js', import.meta.url)))});
+    const meta = { infoHash: Buffer.alloc(20), pieceLength: 16384, length: 16384, pieceCount: 1, lastPieceLength: 16384, name: 'x', files: [{ path: ['x'], length: 16384, offset: 0 }], multiFile: false };
+    const ws = new WebSeed({ url: 'http://127.0.0.1:9/x', meta, timeoutMs: 2000 });
+    await ws.fetch(0, 0, 16384, Buffer.alloc(16384)).catch(() => undefined);
+    await ws.close();
+    await c.close();
+    console.log(JSON.stringify({ idle, afterWebSeed: names() }));
+  `);
+  assert.deepEqual(r.idle, [], 'ioredis, prom-client, pino and undici stay unloaded');
+  // The probe sees a module once it is loaded: the web seed's first request loads undici.
+  assert.ok((r.afterWebSeed as string[]).includes('undici'), `after a web-seed request: ${JSON.stringify(r.afterWebSeed)}`);
 });
