@@ -2,6 +2,7 @@
 // TCP only: DHT, LSD, uTP, NAT traversal and web seeds are off; peers are added directly. Trackers are off unless
 // --tracker names one: then a seed announces to it from the start, and a downloader adds its torrent (and so starts
 // announcing) only at the start signal, since WebTorrent announces as soon as a torrent is ready, paused or not.
+import './sandbox-guard.mjs'; // first: before any dependency can open a socket
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';

@@ -3,6 +3,7 @@
 // TCP only (DHT, LSD, trackers, uTP, NAT traversal and web seeds off); the seed is given with --peer.
 // Prints {"event":"streaming","url"} once the server listens and the torrent is ready, {"event":"peer"} per
 // connected peer; reads {"cmd":"quit"} on stdin.
+import './sandbox-guard.mjs'; // first: before any dependency can open a socket
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
