@@ -1,5 +1,5 @@
 // Imported first by the WebTorrent runners. WebTorrent's dependencies name public hosts (k-rpc bootstraps its DHT
-// from router.bittorrent.com and others); the runners turn the DHT off and refuse a client that has one, and this
+// from the public routers); the runners turn the DHT off and refuse a client that has one, and this
 // guard makes the rule hold whatever an option does upstream: every UDP send and TCP connect to an address outside
 // loopback and 198.18.0.0/15 (the benchmark's namespaces) throws before a packet or DNS query leaves.
 import dgram from 'node:dgram';
