@@ -60,7 +60,12 @@ export class PieceCache {
    */
   private mayKeepFree(): boolean {
     const n = this.free.length;
-    return n < MIN_FREE || this.used + this.outside + (n + 1) * this.recycleLength <= this.budget;
+    return n < MIN_FREE || this.held(n + 1) <= this.budget;
+  }
+
+  /** Piece memory held if `freeCount` buffers are kept free: cached, lent outside and free. */
+  private held(freeCount: number): number {
+    return this.used + this.outside + freeCount * this.recycleLength;
   }
 
   get bytes(): number { return this.used; }
@@ -101,14 +106,10 @@ export class PieceCache {
   reserve(bytes: number): void {
     this.outside = Math.max(0, bytes);
     this.peakOutside = Math.max(this.outside, this.peakOutside - this.recycleLength);
-    const room = this.room;
-    while (this.used > room) {
-      const oldest = this.byIndex.keys().next();
-      if (oldest.done) break;
-      this.delete(oldest.value);
-    }
+    this.evictDownTo(this.room);
     this.trimFree();
   }
+
   /** Borrows not yet released, over cached and evicted pieces alike. */
   get lent(): number {
     let n = 0;
@@ -159,7 +160,7 @@ export class PieceCache {
 
   /**
    * A full cache gives its least recently used piece's memory to a new piece (a downloader's next buffer), so
-   * memory stays at the limit plus the pieces in flight instead of growing a free list beside the cache. Looks at
+   * pieces in flight take memory from the cache instead of adding to it. Looks at
    * the oldest few entries only: pinned or shared ones cannot be reused, and the scan must stay O(1).
    */
   private evictForReuse(): void {
@@ -191,11 +192,7 @@ export class PieceCache {
     const room = this.room;
     if (buf.length > room) return;
     this.delete(index);
-    while (this.used + buf.length > room) {
-      const oldest = this.byIndex.keys().next();
-      if (oldest.done) break;
-      this.delete(oldest.value);
-    }
+    this.evictDownTo(room - buf.length);
     const e: Entry = { index, buf, pins: 0, shared, evicted: false };
     this.byIndex.set(index, e);
     this.byMemory.set(buf.buffer, e);
@@ -236,14 +233,23 @@ export class PieceCache {
     for (const b of this.free) {
       if (this.byMemory.has(b.buffer)) throw new Error('piece cache P1: a free buffer is still in use');
     }
-    if (this.free.length > MIN_FREE && this.used + this.outside + this.free.length * this.recycleLength > this.budget) {
+    if (this.free.length > MIN_FREE && this.held(this.free.length) > this.budget) {
       throw new Error(`piece cache P2: ${this.free.length} free buffers beside ${this.used} bytes cached and ${this.outside} lent exceed the budget ${this.budget}`);
+    }
+  }
+
+  /** Evict least recently used pieces until at most `bytes` are cached. */
+  private evictDownTo(bytes: number): void {
+    while (this.used > bytes) {
+      const oldest = this.byIndex.keys().next();
+      if (oldest.done) break;
+      this.delete(oldest.value);
     }
   }
 
   private trimFree(): void {
     const budget = this.budget;
-    while (this.free.length > MIN_FREE && this.used + this.outside + this.free.length * this.recycleLength > budget) this.free.pop();
+    while (this.free.length > MIN_FREE && this.held(this.free.length) > budget) this.free.pop();
   }
 
   private touch(index: number): Entry | undefined {

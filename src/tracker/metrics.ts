@@ -1,7 +1,10 @@
 import type { Registry } from 'prom-client';
+import { lazyModule } from '../util/lazy-module.js';
 import type { AnnounceEvent, StoreStats } from './swarm-store.js';
 
 export type Protocol = 'http' | 'udp';
+
+const promClient = lazyModule<typeof import('prom-client')>('prom-client');
 
 const EVENTS: AnnounceEvent[] = ['none', 'started', 'completed', 'stopped', 'paused'];
 const EVENT_INDEX: Record<AnnounceEvent, number> = { none: 0, started: 1, completed: 2, stopped: 3, paused: 4 };
@@ -34,7 +37,7 @@ export class TrackerMetrics {
   announcesTotal = 0;
   private readonly window: number[] = [];
   private readonly rateTimer: NodeJS.Timeout;
-  private registryP: Promise<Registry> | undefined;
+  private registryValue: Registry | undefined;
 
   constructor(private readonly statsSource: () => Promise<StoreStats>) {
     this.rateTimer = setInterval(() => {
@@ -63,22 +66,22 @@ export class TrackerMetrics {
     return Math.round(((this.announcesTotal - first) / secs) * 10) / 10;
   }
 
-  /** The Prometheus registry of this tracker (prom-client is loaded on the first call). */
-  registry(): Promise<Registry> {
-    this.registryP ??= this.buildRegistry();
-    return this.registryP;
+  /** The Prometheus registry of this tracker (prom-client is loaded on the first read). */
+  get registry(): Registry {
+    this.registryValue ??= this.buildRegistry();
+    return this.registryValue;
   }
 
   /** The /metrics response. */
   async render(): Promise<{ body: string; contentType: string }> {
-    const r = await this.registry();
+    const r = this.registry;
     return { body: await r.metrics(), contentType: r.contentType };
   }
 
   close(): void { clearInterval(this.rateTimer); }
 
-  private async buildRegistry(): Promise<Registry> {
-    const { Counter, Gauge, Registry, collectDefaultMetrics } = await import('prom-client');
+  private buildRegistry(): Registry {
+    const { Counter, Gauge, Registry, collectDefaultMetrics } = promClient();
     const registry = new Registry();
     const pending = this.pending, pendingScrapes = this.pendingScrapes;
     const announces: InstanceType<typeof Counter<'protocol' | 'event'>> = new Counter({

@@ -10,6 +10,7 @@ import type { TrackerContext } from './context.js';
 import { createHttpServer } from './http.js';
 import { ZoneMap } from './locality.js';
 import { MemoryStore } from './memory-store.js';
+import { RedisStore } from './redis-store.js';
 import { TrackerMetrics } from './metrics.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 import { isPromise, type SwarmStore } from './swarm-store.js';
@@ -116,8 +117,6 @@ export class TrackerServer {
     const host = o.host ?? '0.0.0.0';
 
     if (o.store && o.store !== 'memory') {
-      // Loaded only here: ioredis costs several MiB of heap that a memory-mode tracker never uses.
-      const { RedisStore } = await import('./redis-store.js');
       const redis = new RedisStore({
         url: o.store.redisUrl, peerTtlMs, logger: this.logger,
         ...(o.store.keyPrefix !== undefined ? { keyPrefix: o.store.keyPrefix } : {}),

@@ -4,8 +4,8 @@ const require = createRequire(import.meta.url);
 
 /**
  * A CommonJS dependency loaded on first use. The library's entry point exports the tracker and the fleet controller
- * beside the engine, and a static import of their dependencies would load ioredis, prom-client and pino into every
- * process that embeds the engine (~18 MiB of heap, measured): a downloader never uses them.
+ * beside the engine, and static imports of ioredis, prom-client, pino and undici (web seeds) would load them into
+ * every process that embeds the engine (~25 MiB, measured), though a downloader usually calls none of them.
  */
 export function lazyModule<T>(name: string): () => T {
   let loaded: T | undefined;

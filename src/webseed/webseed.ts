@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { setMaxListeners } from 'node:events';
 import type { Agent } from 'undici';
+import { lazyModule } from '../util/lazy-module.js';
 import type { Metainfo } from '../metainfo/types.js';
 import { pieceLengthAt } from '../metainfo/types.js';
 import { ShoalError } from '../util/errors.js';
@@ -53,6 +54,9 @@ export interface WebSeedSegment {
   padding: boolean;
 }
 
+/** Loaded with the first request: undici is ~10 MiB of heap, which a process without web seeds should not pay. */
+const undici = lazyModule<typeof import('undici')>('undici');
+
 const DEFAULT_MAX_IN_FLIGHT = 4;
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_REDIRECTS = 5;
@@ -97,12 +101,6 @@ export function webSeedSegments(meta: Pick<Metainfo, 'files' | 'pieceLength'>, i
  * a server that ignores Range, too many redirects, ...) disables it; a retryable one (5xx, timeout, short
  * body, network) puts it in exponential back-off, which the next fetch() waits out before asking again.
  */
-let undiciModule: Promise<typeof import('undici')> | undefined;
-function loadUndici(): Promise<typeof import('undici')> {
-  undiciModule ??= import('undici');
-  return undiciModule;
-}
-
 export class WebSeed {
   readonly url: string;
   private readonly meta: Metainfo;
@@ -113,7 +111,7 @@ export class WebSeed {
   private readonly backoffBaseMs: number;
   private readonly backoffMaxMs: number;
   private readonly agentOptions: ConstructorParameters<typeof Agent>[0];
-  /** Created with the first request: undici costs ~10 MiB of heap once loaded, which a process without web seeds should not pay. */
+  /** Created with the first request (see `undici`). */
   private agent: Agent | undefined;
   private readonly fileUrls: (string | undefined)[];
   private closed = false;
@@ -151,13 +149,8 @@ export class WebSeed {
     };
   }
 
-  private async httpAgent(): Promise<Agent> {
-    if (this.agent === undefined) {
-      const { Agent: AgentClass } = await loadUndici();
-      // close() may have run while the module loaded.
-      if (this.agent === undefined) this.agent = new AgentClass(this.agentOptions);
-      if (this.closed) void this.agent.destroy().catch(() => {});
-    }
+  private httpAgent(): Agent {
+    this.agent ??= new (undici().Agent)(this.agentOptions);
     return this.agent;
   }
 
@@ -288,8 +281,7 @@ export class WebSeed {
       }
       let res;
       try {
-        const agent = await this.httpAgent();
-        res = await agent.request({
+        res = await this.httpAgent().request({
           origin: u.origin,
           path: u.pathname + u.search,
           method: 'GET',
