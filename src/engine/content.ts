@@ -678,7 +678,8 @@ export class TorrentContent {
       this.streams.update();
     }
     if (this.tickCount % RECHOKE_TICKS === 0) this.rechoke();
-    if (!this.complete) this.storage.reserveCache(this.downloader.bufferBytes);
+    // The cache's count of buffers lent to the downloader is kept as they come and go; this resets it to the truth.
+    this.storage.reserveCache(this.downloader.bufferBytes);
     if (this.seeder?.active) {
       this.seeder.expireStale(now, (p, index) => (p as PeerConnection).upload.queue.some((r) => r.index === index));
       this.seeder.topUp();

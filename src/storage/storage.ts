@@ -209,7 +209,9 @@ export class Storage {
 
   /**
    * A buffer for a piece of `length` bytes that owns its ArrayBuffer, recycled from the piece cache when possible:
-   * the cache's oldest unpinned piece gives its memory, so cached plus in-flight pieces stay near the cache limit.
+   * the cache's oldest unpinned piece gives its memory, and the cache counts the buffer as lent (its room shrinks
+   * until recyclePiece or an adopting writePiece returns it), so cached plus in-flight pieces stay near the larger
+   * of the cache limit and the pieces in flight.
    */
   allocatePiece(length: number): Buffer {
     return this.cache.allocateOutside(length);

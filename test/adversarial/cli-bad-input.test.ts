@@ -132,7 +132,7 @@ test('get: bad option values are usage errors before anything is opened', async 
   const before = await listTree(root);
   const out = join(root, 'out');
   for (const extra of [['--select', 'two'], ['--select', '7'], ['--timeout', '-1'], ['--peer', 'nowhere'], ['--port', '70000'],
-    ['--max-peers', '0'], ['--upload-limit', 'fast']]) {
+    ['--max-peers', '0'], ['--upload-limit', 'fast'], ['--cache', 'lots']]) {
     const r = await runCli(['get', good, '-o', out, ...extra], { cwd });
     assert.equal(r.code, 2, `${extra.join(' ')}: ${r.stderr}`);
     assertOneCleanLine(r, extra.join(' '));
