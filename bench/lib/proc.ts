@@ -10,16 +10,22 @@ const SAMPLE_MS = 100;
 
 export interface EngineEvent { event: string; [k: string]: unknown }
 
-/** CPU seconds (user+sys, all threads) of a live process, or undefined once it is gone. */
-export function cpuSeconds(pid: number): number | undefined {
+/** CPU seconds in user space and in the kernel (all threads) of a live process, or undefined once it is gone. */
+export function cpuSplit(pid: number): { user: number; sys: number } | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'latin1');
     // comm may contain spaces and parentheses: fields are counted after the last ')'.
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14, 15)
+    return { user: Number(f[11]) / CLK_TCK, sys: Number(f[12]) / CLK_TCK }; // utime, stime (fields 14, 15)
   } catch {
     return undefined;
   }
+}
+
+/** CPU seconds (user+sys, all threads) of a live process, or undefined once it is gone. */
+export function cpuSeconds(pid: number): number | undefined {
+  const t = cpuSplit(pid);
+  return t === undefined ? undefined : t.user + t.sys;
 }
 
 function statusKiB(pid: number): { hwm: number; anon: number } | undefined {
@@ -109,6 +115,8 @@ export class Proc {
   }
 
   cpu(): number { return cpuSeconds(this.measuredPid) ?? NaN; }
+
+  cpuSplit(): { user: number; sys: number } { return cpuSplit(this.measuredPid) ?? { user: NaN, sys: NaN }; }
 
   /** Resolves with the first event (already seen or future) named `name`; rejects on timeout or exit. */
   waitFor(name: string, timeoutMs: number, match: (e: EngineEvent) => boolean = () => true): Promise<EngineEvent> {

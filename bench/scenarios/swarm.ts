@@ -70,6 +70,11 @@ export interface SwarmResult {
   cpuSeconds?: { seed: number | null; downloaderMean: number; total: number };
   /** cpuSeconds.total ÷ GiB delivered (downloaders × file size): what distributing one GiB costs. Absent in older results. */
   cpuPerGiB?: number;
+  /**
+   * cpuPerGiB split into user-space and kernel seconds: the kernel part (TCP, the page cache, page faults) is much the
+   * same work for every engine, so the user part is where engines differ. Absent in older results.
+   */
+  cpuSplitPerGiB?: { user: number; sys: number };
   /** The engines themselves used most of the cores: times measure CPU, not distribution. */
   saturated: boolean;
   /** The machine was busy (also with other users' work) most of the run. */
@@ -177,7 +182,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     }
     await Promise.all(leeches.map((p) => p.waitFor('ready', 120_000)));
 
-    const cpu0 = procs.map((p) => p.cpu());
+    const cpu0 = procs.map((p) => p.cpuSplit());
     const sys0 = cpuTimes();
     const seedAddr = { host: seedHost!.ip, port: PORT };
     const t0 = performance.now();
@@ -192,10 +197,13 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     const completions = await Promise.all(leeches.map((p) => p.waitFor('done', timeout).then(() => (performance.now() - t0) / 1000)));
     const wall = (performance.now() - t0) / 1000;
     const sys1 = cpuTimes();
-    const used = procs.map((p, i) => p.cpu() - cpu0[i]!);
+    const split = procs.map((p, i) => { const t = p.cpuSplit(); return { user: t.user - cpu0[i]!.user, sys: t.sys - cpu0[i]!.sys }; });
+    const used = split.map((t) => t.user + t.sys);
     const cpuOurs = used.reduce((a, b) => a + b, 0);
+    const gibMoved = (o.peers * o.size) / GiB;
+    const cpuSplitPerGiB = { user: split.reduce((a, t) => a + t.user, 0) / gibMoved, sys: split.reduce((a, t) => a + t.sys, 0) / gibMoved };
     const leechCpu = used.slice(seed ? 1 : 0).reduce((a, b) => a + b, 0) / Math.max(1, used.length - (seed ? 1 : 0));
-    const cpuPerGiB = cpuOurs / ((o.peers * o.size) / GiB);
+    const cpuPerGiB = cpuOurs / gibMoved;
     const st = seed ? await seed.request('stats').catch(() => undefined) : { uploaded: await nginx!.bodyBytesServed() };
     for (const d of leechDirs) {
       const s = await stat(join(d, 'data.bin'));
@@ -210,9 +218,9 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
       originCopies: typeof st?.uploaded === 'number' ? st.uploaded / o.size : null,
       spread: { first: completions[0]!, median: percentile(completions, 0.5), p90: percentile(completions, 0.9), last },
       cpuBusy: busy, cpuShareOurs: cpuOurs / (wall * cores), saturated: cpuOurs / (wall * cores) > SATURATED, contended: busy > 0.9,
-      cpuSeconds: { seed: seed ? used[0]! : null, downloaderMean: leechCpu, total: cpuOurs }, cpuPerGiB,
+      cpuSeconds: { seed: seed ? used[0]! : null, downloaderMean: leechCpu, total: cpuOurs }, cpuPerGiB, cpuSplitPerGiB,
     };
-    o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU ours ${(r.cpuShareOurs * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}, machine busy ${(busy * 100).toFixed(0)}%${r.contended && !r.saturated ? ' (shared with other work)' : ''}; CPU s ${seed ? `seed ${used[0]!.toFixed(1)}, ` : ''}mean downloader ${leechCpu.toFixed(1)}, ${cpuPerGiB.toFixed(2)} s per GiB moved`);
+    o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU ours ${(r.cpuShareOurs * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}, machine busy ${(busy * 100).toFixed(0)}%${r.contended && !r.saturated ? ' (shared with other work)' : ''}; CPU s ${seed ? `seed ${used[0]!.toFixed(1)}, ` : ''}mean downloader ${leechCpu.toFixed(1)}, ${cpuPerGiB.toFixed(2)} s per GiB moved (user ${cpuSplitPerGiB.user.toFixed(2)}, kernel ${cpuSplitPerGiB.sys.toFixed(2)})`);
     return r;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { parseMagnet, parseTorrent, type Metainfo } from '../metainfo/index.js';
 import { encodeHandshake, readHandshake } from '../wire/handshake.js';
+import { reuseBufferOnAccepted } from '../wire/socket-reader.js';
 import { ShoalError } from '../util/errors.js';
 import { TokenBucket } from './token-bucket.js';
 import { Lsd } from '../discovery/lsd.js';
@@ -166,6 +167,7 @@ export class Client extends EventEmitter {
 
   private onConnection(socket: net.Socket): void {
     socket.on('error', () => undefined);
+    reuseBufferOnAccepted(socket);
     const host = normalizeHost(socket.remoteAddress ?? '');
     if (this.closed || this.inboundFrom(host) >= this.maxPerHost) {
       socket.destroy();

@@ -8,8 +8,9 @@ import type { Duplex } from 'node:stream';
  * of external allocations a second, and V8 answers external-memory pressure with garbage collections: in a 512 MiB
  * pair transfer the downloader ran 47 scavenges and 11 mark-compacts for it (about a fifth of its main-thread CPU).
  * Sockets we dial can instead read into one buffer that is reused (`net.connect`'s `onread`); the bytes then
- * live only until the reader returns, so readers copy what they keep ("volatile" chunks). Sockets a server accepts
- * cannot use `onread` in Node, so they keep 'data' events; `readFrom` hides the difference.
+ * live only until the reader returns, so readers copy what they keep ("volatile" chunks). Node offers `onread` only
+ * to sockets it creates for `net.connect`; `reuseBufferOnAccepted` gives accepted sockets the same read path (see
+ * there), and any socket it cannot switch keeps 'data' events. `readFrom` hides the difference.
  *
  * One buffer serves every dialed socket of the process: JavaScript runs one read callback at a time, and each
  * callback consumes its chunk before returning.
@@ -25,28 +26,66 @@ interface VolatileState {
 
 const volatileSockets = new WeakMap<Duplex, VolatileState>();
 
+/** The `onread` callback of a socket reading into the shared buffer: returning false pauses the socket. */
+function volatileReader(state: VolatileState): (n: number, buf: Uint8Array) => boolean {
+  return (n, buf) => {
+    const chunk = (buf as Buffer).subarray(0, n);
+    if (state.sink !== null) {
+      state.sink(chunk);
+      return true;
+    }
+    state.pending.push(Buffer.from(chunk));
+    return false; // pauses the socket until a reader attaches
+  };
+}
+
 /** `net.connect` whose reads go into the shared buffer; read it with `readFrom`. */
 export function connectReusingBuffer(opts: net.NetConnectOpts): net.Socket {
   const state: VolatileState = { sink: null, pending: [] };
   shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-  const buffer = shared;
-  const socket = net.connect({
-    ...opts,
-    onread: {
-      buffer,
-      callback: (n: number, buf: Uint8Array): boolean => {
-        const chunk = (buf as Buffer).subarray(0, n);
-        if (state.sink !== null) {
-          state.sink(chunk);
-          return true;
-        }
-        state.pending.push(Buffer.from(chunk));
-        return false; // pauses the socket until a reader attaches
-      },
-    },
-  } as net.NetConnectOpts);
+  const socket = net.connect({ ...opts, onread: { buffer: shared, callback: volatileReader(state) } } as net.NetConnectOpts);
   volatileSockets.set(socket, state);
   return socket;
+}
+
+/**
+ * Where `net.Socket` keeps what its `onread` option set up: the buffer and the callback. Node's own read path
+ * (`onStreamRead`) calls the callback instead of pushing a fresh buffer through the stream whenever these are set
+ * and the handle reads into the user buffer. They are private symbols; found by description on a probe socket, and
+ * null when this Node lays sockets out differently (then accepted sockets simply keep 'data' events).
+ */
+let onreadSlots: { buffer: symbol; callback: symbol } | null | undefined;
+
+function findOnreadSlots(): { buffer: symbol; callback: symbol } | null {
+  const probe = new net.Socket();
+  const symbols = Object.getOwnPropertySymbols(probe);
+  const buffer = symbols.find((s) => s.description === 'kBuffer');
+  const callback = symbols.find((s) => s.description === 'kBufferCb');
+  probe.destroy();
+  return buffer && callback ? { buffer, callback } : null;
+}
+
+/**
+ * Switch a socket a server just accepted (with `pauseOnConnect`, so nothing has been read yet) to the shared read
+ * buffer, exactly what `onread` does for a dialled socket. In a swarm about half the connections are accepted ones,
+ * and without this each of their reads allocates a 64 KiB buffer (then shrunk by a copy) and travels through the
+ * stream machinery: external allocations that drive scavenges, per read, on the connections that carry most of a
+ * slow link's small segments. Returns false, changing nothing, when the socket is not in that state or this Node's
+ * internals differ.
+ */
+export function reuseBufferOnAccepted(socket: net.Socket): boolean {
+  onreadSlots ??= findOnreadSlots();
+  const handle = (socket as unknown as { _handle?: { useUserBuffer?: (buf: Uint8Array) => void } | null })._handle;
+  if (onreadSlots === null || typeof handle?.useUserBuffer !== 'function') return false;
+  if (socket.readableFlowing === true || socket.readableLength > 0 || volatileSockets.has(socket)) return false;
+  const state: VolatileState = { sink: null, pending: [] };
+  shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  const slots = socket as unknown as Record<symbol, unknown>;
+  slots[onreadSlots.buffer] = shared;
+  slots[onreadSlots.callback] = volatileReader(state);
+  handle.useUserBuffer(shared);
+  volatileSockets.set(socket, state);
+  return true;
 }
 
 /** True when the chunks `readFrom` delivers for this socket are only valid during the call. */

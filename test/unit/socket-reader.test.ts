@@ -5,17 +5,17 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { connectReusingBuffer, isVolatile, readFrom, resumeReading } from '../../src/wire/socket-reader.js';
+import { connectReusingBuffer, isVolatile, readFrom, resumeReading, reuseBufferOnAccepted } from '../../src/wire/socket-reader.js';
 import { MessageParser } from '../../src/wire/parser.js';
 import { encodeExtended } from '../../src/wire/encode.js';
 import { pseudoRandom } from '../helpers/make-meta.js';
 import type { WireHandler } from '../../src/wire/types.js';
 
-async function server(onSocket: (s: net.Socket) => void): Promise<{ port: number; close(): Promise<void> }> {
-  const srv = net.createServer(onSocket);
+async function server(onSocket: (s: net.Socket) => void, opts: net.ServerOpts = {}): Promise<{ port: number; srv: net.Server; close(): Promise<void> }> {
+  const srv = net.createServer(opts, onSocket);
   srv.listen(0, '127.0.0.1');
   await once(srv, 'listening');
-  return { port: (srv.address() as AddressInfo).port, close: () => new Promise((r) => srv.close(() => r())) };
+  return { port: (srv.address() as AddressInfo).port, srv, close: () => new Promise((r) => srv.close(() => r())) };
 }
 
 test('bytes sent before a reader attaches are delivered first, in order, then the live stream', { timeout: 10_000 }, async () => {
@@ -77,7 +77,7 @@ test('a volatile parser hands handlers extended payloads that later reads cannot
   assert.deepEqual(kept.map((b) => b.toString()), ['first message', 'second one!!']);
 });
 
-test('accepted sockets are not volatile and read through data events', { timeout: 10_000 }, async () => {
+test('accepted sockets left alone are not volatile and read through data events', { timeout: 10_000 }, async () => {
   let accepted: net.Socket | undefined;
   const srv = await server((s) => { accepted = s; s.pause(); });
   try {
@@ -94,6 +94,54 @@ test('accepted sockets are not volatile and read through data events', { timeout
     assert.equal(Buffer.concat(got).toString(), 'hello');
     accepted.destroy();
     sock.destroy();
+  } finally {
+    await srv.close();
+  }
+});
+
+test('an accepted socket switched to the shared buffer delivers every byte in order, early ones first', { timeout: 10_000 }, async () => {
+  const data = pseudoRandom(3 * 1024 * 1024 + 5, 9);
+  let accepted: net.Socket | undefined;
+  let switched = false;
+  const srv = await server((s) => { accepted = s; switched = reuseBufferOnAccepted(s); }, { pauseOnConnect: true });
+  try {
+    const sock = net.connect({ host: '127.0.0.1', port: srv.port });
+    await once(sock, 'connect');
+    sock.end(data);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(accepted);
+    // The engine's Node: if this fails, Node's socket internals changed and accepted sockets lost the reused buffer.
+    assert.equal(switched, true, 'switched to the shared read buffer');
+    assert.equal(isVolatile(accepted), true);
+    // A first reader takes one chunk and leaves; the bytes that arrive meanwhile wait for the next reader.
+    const first: Buffer[] = [];
+    const detach = readFrom(accepted, (c) => { first.push(Buffer.from(c)); detach(); accepted!.pause(); });
+    resumeReading(accepted);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(first.length, 1);
+    const rest: Buffer[] = [];
+    readFrom(accepted, (c) => rest.push(Buffer.from(c)));
+    resumeReading(accepted);
+    await once(accepted, 'end');
+    assert.ok(Buffer.concat([...first, ...rest]).equals(data), 'every byte, in order');
+    accepted.destroy();
+    sock.destroy();
+    await once(accepted, 'close');
+    assert.equal(await new Promise((r) => srv.srv.getConnections((_e, n) => r(n))), 0, 'the server counts the connection as closed');
+  } finally {
+    await srv.close();
+  }
+});
+
+test('a socket that is already flowing is not switched', { timeout: 10_000 }, async () => {
+  let result: boolean | undefined;
+  const srv = await server((s) => { s.on('data', () => undefined); result = reuseBufferOnAccepted(s); s.destroy(); });
+  try {
+    const sock = net.connect({ host: '127.0.0.1', port: srv.port });
+    await once(sock, 'connect');
+    await new Promise((r) => setTimeout(r, 50));
+    sock.destroy();
+    assert.equal(result, false);
   } finally {
     await srv.close();
   }
