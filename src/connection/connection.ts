@@ -106,27 +106,6 @@ const MAX_EARLY_HAVES = 65536;
  * The piece count may be unknown when the connection starts (magnet links): a bitfield and haves that arrive then are
  * kept and applied by `setPieceCount()` once the metadata is verified.
  */
-/**
- * How long a have may wait for company: other haves, or a block or request going to the same peer. Short next to
- * the time a piece takes to arrive (a 1 MiB piece at 50 Mbit/s: 170 ms), so peers hear of pieces about as soon.
- */
-export const HAVE_BATCH_MS = 100;
-const awaitingHaveFlush = new Set<PeerConnection>();
-let haveFlushTimer: NodeJS.Timeout | null = null;
-
-/** One timer for every connection of the process with haves waiting. */
-function scheduleHaveFlush(c: PeerConnection): void {
-  awaitingHaveFlush.add(c);
-  if (haveFlushTimer !== null) return;
-  haveFlushTimer = setTimeout(() => {
-    haveFlushTimer = null;
-    const due = [...awaitingHaveFlush];
-    awaitingHaveFlush.clear();
-    for (const conn of due) conn.flushHaves();
-  }, HAVE_BATCH_MS);
-  haveFlushTimer.unref();
-}
-
 export class PeerConnection implements ExtensionConnection {
   readonly handshake: HandshakeInfo;
   readonly host: string;
@@ -182,8 +161,6 @@ export class PeerConnection implements ExtensionConnection {
   private earlyBitfield: Buffer | null = null;
   private earlyHaves: number[] = [];
   private earlyHaveAll = false;
-  /** Haves not yet written (see HAVE_BATCH_MS): flushed by the shared timer or ahead of our next corked write. */
-  private pendingHaves: number[] = [];
 
   constructor(transport: Duplex, handshake: HandshakeInfo, addr: { host: string; port: number }, outbound: boolean,
     rest: Buffer, events: ConnectionEvents, registry: ExtensionRegistry, pieceCount: number | null) {
@@ -207,16 +184,7 @@ export class PeerConnection implements ExtensionConnection {
   }
 
   // SeedingPeer (initial seeding)
-  /**
-   * Written at once, not batched: the initial seeder counts an offer from the moment the have leaves, and reads the
-   * peer's next "not interested" as a refusal of what it was offered; a have still waiting for its batch would turn
-   * that into a refusal of an offer the peer never saw.
-   */
-  advertise(index: number): void {
-    if (this.closed) return;
-    this.pendingHaves.push(index);
-    this.flushHaves();
-  }
+  advertise(index: number): void { this.sendHave(index); }
   uploadRate(): number { return this.upload.meter.rate(); }
 
   /** The port the peer accepts connections on: its BEP 10 `p`, or the port we dialed; 0 when unknown. */
@@ -261,11 +229,7 @@ export class PeerConnection implements ExtensionConnection {
 
   // ---- sending ----
 
-  /** Corks the transport; haves waiting for their batch ride along in the same write. */
-  cork(): void {
-    this.wire.cork();
-    if (this.pendingHaves.length > 0) this.flushHaves();
-  }
+  cork(): void { this.wire.cork(); }
   uncork(): void { this.wire.uncork(); }
 
   choke(): void {
@@ -288,41 +252,9 @@ export class PeerConnection implements ExtensionConnection {
   }
 
   /** (index, begin, length) triples, one write for all. */
-  sendRequests(blocks: Uint32Array, count: number): void {
-    if (this.pendingHaves.length === 0) {
-      this.wire.requests(blocks, count);
-      return;
-    }
-    this.cork();
-    this.wire.requests(blocks, count);
-    this.uncork();
-  }
+  sendRequests(blocks: Uint32Array, count: number): void { this.wire.requests(blocks, count); }
   sendCancel(index: number, begin: number, length: number): void { this.wire.cancel(index, begin, length); }
-  /**
-   * Announces a piece within HAVE_BATCH_MS, or sooner with our next corked write to this peer. A 9-byte have is a
-   * TCP segment of its own otherwise: a downloader in a 16-host swarm wrote about 5,000 of them, one syscall and one
-   * trip through both hosts' network stacks each, a tenth of its CPU.
-   */
-  sendHave(index: number): void {
-    if (this.closed) return;
-    this.pendingHaves.push(index);
-    if (this.pendingHaves.length === 1) scheduleHaveFlush(this);
-  }
-
-  /** Writes the haves waiting for their batch (one write for all). */
-  flushHaves(): void {
-    const haves = this.pendingHaves;
-    if (haves.length === 0) return;
-    this.pendingHaves = [];
-    if (this.closed) return;
-    if (haves.length === 1) {
-      this.wire.have(haves[0]!);
-      return;
-    }
-    this.wire.cork();
-    for (const i of haves) this.wire.have(i);
-    this.wire.uncork();
-  }
+  sendHave(index: number): void { if (!this.closed) this.wire.have(index); }
   /**
    * Sends a block without copying it; false when the transport wants a drain first. `done` runs once the
    * transport no longer needs `block` (see PeerWire.piece).
@@ -470,8 +402,6 @@ export class PeerConnection implements ExtensionConnection {
         if (c.closed) return;
         c.closed = true;
         c.closeReason = err;
-        c.pendingHaves = [];
-        awaitingHaveFlush.delete(c);
         c.registry.closed(c);
         ev.closed(c, err);
       },

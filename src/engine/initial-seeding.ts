@@ -156,11 +156,16 @@ export class InitialSeeder {
       st.offered.set(index, total);
       return;
     }
+    this.markSent(st, index);
+    if (this.activeFlag) this.offer(peer);
+  }
+
+  /** The offer of `index` to this peer is fulfilled: one more copy of it has left the origin. */
+  private markSent(st: PeerOffers, index: number): void {
     this.withdraw(st, index);
     this.sentAt[index] = Date.now();
     if (this.sent[index]!++ === 0) this.unsent--;
     if (this.unsent === 0) this.finish();
-    else this.offer(peer);
   }
 
   /** The peer's bitfield (or have-all) arrived: drop offers of pieces it already has, then top up. */
@@ -171,14 +176,24 @@ export class InitialSeeder {
     this.offer(peer);
   }
 
-  /** The peer announced a piece: if we had offered it, it got it elsewhere — offer another. */
+  /**
+   * The peer announced a piece we had offered it. Untouched, it got the piece elsewhere: offer another. Partly
+   * uploaded, it took the rest from other peers: the piece is in the swarm through our upload, so it counts as sent.
+   * Withdrawing it unsent would offer it to someone else, and the origin would send it again. (Most clients announce
+   * every piece they get; Shoal's own downloaders skip haves for pieces the origin announced to them.)
+   */
   peerHas(peer: SeedingPeer, index: number): void {
     const st = this.peers.get(peer);
     if (!st) return;
-    if (st.offered.has(index)) {
+    const bytes = st.offered.get(index);
+    if (bytes === undefined) return;
+    if (bytes > 0) {
+      this.markSent(st, index);
+      if (!this.activeFlag) return;
+    } else {
       this.withdraw(st, index);
-      this.offer(peer);
     }
+    this.offer(peer);
   }
 
   /** The peer said it is not interested: none of its untouched offers are wanted; offer others. */

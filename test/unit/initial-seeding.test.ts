@@ -84,6 +84,21 @@ test('a peer that gets an offered piece elsewhere is offered another; a peer tha
   assert.equal(b.told.length, 2);
 });
 
+test('a peer that completes an offered piece partly from others: the piece counts as sent and is offered to no one else', () => {
+  const s = new InitialSeeder(10, PIECE, PIECE, seeded());
+  const a = new FakePeer();
+  const b = new FakePeer();
+  s.addPeer(a); s.offer(a);
+  const piece = a.told[0]!;
+  s.blockSent(a, piece, 16384); // one block from us, the rest from other peers
+  a.bits.add(piece);
+  s.peerHas(a, piece);
+  assert.equal(s.unsentCount, 9, 'in the swarm through our upload');
+  assert.equal(a.told.length, 3, 'its offer slot went to another piece');
+  s.addPeer(b); s.offer(b);
+  assert.ok(!b.told.includes(piece), 'not offered again');
+});
+
 test('pieces a peer already has are never offered to it; its bitfield releases stale offers', () => {
   const s = new InitialSeeder(6, PIECE, PIECE, seeded());
   const p = new FakePeer();
