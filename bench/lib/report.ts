@@ -152,13 +152,15 @@ export function swarmMarkdown(r: ResultFile): string {
     const lt = rows.find((s) => s.engine === 'libtorrent' && s.ok) ?? rows.find((s) => s.engine === 'libtorrent-default' && s.ok);
     out.push(`**${g.peers} downloaders, ${fmtSize(g.size)}, ${fmtSize(g.pieceLength)} pieces, every host's upload ${g.rate}${ws ? ', origin: nginx as web seed (no BitTorrent seed)' : ''}${how}** — floor T_min = ${fmt(g.floorSeconds)} s (${fmt(g.floorEffectiveSeconds)} s at tbf's payload rate ×1448/1514)`);
     out.push('');
-    out.push('| Engine | Last done, s | × floor | × tbf-effective floor | × libtorrent | Origin copies | Done at: first / median / p90 / last, s | CPU s: seed / per downloader | CPU s per GiB moved | CPU ours | CPU busy (machine) |');
-    out.push('|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|');
+    out.push('| Engine | Last done, s | × floor | × tbf-effective floor | × libtorrent | Origin copies | Done at: first / median / p90 / last, s | CPU s: seed / per downloader | CPU s per GiB moved | CPU ours | CPU busy (machine) | Peak anon MiB: seed / downloaders median, max |');
+    out.push('|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|');
     for (const s of rows) {
-      if (!s.ok) { out.push(`| ${displayName(s.engine)} | failed: ${failText(s.failure)} | | | | | | | | | |`); continue; }
+      if (!s.ok) { out.push(`| ${displayName(s.engine)} | failed: ${failText(s.failure)} | | | | | | | | | | |`); continue; }
+      const m = s.peakAnonMiB;
+      const anonCell = m ? `${m.seed === null ? '–' : fmt(m.seed, 0)} / ${fmt(m.downloaderMedian, 0)}, ${fmt(m.downloaderMax, 0)}` : '–';
       const c = s.cpuSeconds;
       const cpuCell = c ? `${c.seed === null ? '–' : fmt(c.seed, 1)} / ${fmt(c.downloaderMean, 1)}` : '–';
-      out.push(`| ${displayName(s.engine)} | ${fmt(s.lastSeconds)} | ${fmt(s.ratioToFloor)} | ${fmt(s.ratioToEffectiveFloor)} | ${lt ? fmt(s.lastSeconds / lt.lastSeconds) : '–'} | ${s.originCopies === null ? '–' : fmt(s.originCopies)} | ${fmt(s.spread.first, 1)} / ${fmt(s.spread.median, 1)} / ${fmt(s.spread.p90, 1)} / ${fmt(s.spread.last, 1)} | ${cpuCell} | ${s.cpuPerGiB === undefined ? '–' : fmt(s.cpuPerGiB)}${s.cpuSplitPerGiB ? ` (${fmt(s.cpuSplitPerGiB.user)} user)` : ''} | ${fmt(s.cpuShareOurs * 100, 0)}%${s.saturated ? ' ⚠ saturated' : ''} | ${fmt(s.cpuBusy * 100, 0)}%${s.contended ? ' (contended)' : ''} |`);
+      out.push(`| ${displayName(s.engine)} | ${fmt(s.lastSeconds)} | ${fmt(s.ratioToFloor)} | ${fmt(s.ratioToEffectiveFloor)} | ${lt ? fmt(s.lastSeconds / lt.lastSeconds) : '–'} | ${s.originCopies === null ? '–' : fmt(s.originCopies)} | ${fmt(s.spread.first, 1)} / ${fmt(s.spread.median, 1)} / ${fmt(s.spread.p90, 1)} / ${fmt(s.spread.last, 1)} | ${cpuCell} | ${s.cpuPerGiB === undefined ? '–' : fmt(s.cpuPerGiB)}${s.cpuSplitPerGiB ? ` (${fmt(s.cpuSplitPerGiB.user)} user)` : ''} | ${fmt(s.cpuShareOurs * 100, 0)}%${s.saturated ? ' ⚠ saturated' : ''} | ${fmt(s.cpuBusy * 100, 0)}%${s.contended ? ' (contended)' : ''} | ${anonCell} |`);
     }
     if (rows.some((s) => s.cpuPerGiB !== undefined)) out.push('', `CPU s per GiB moved = user+sys seconds of all the engine's processes (seed${ws ? ': none, nginx is not counted' : ''} and downloaders) from the start signal to the last completion ÷ GiB delivered (${g.peers} × ${fmtSize(g.size)}); each byte moved is uploaded once and downloaded once, so both ends are in it. In brackets, the part spent in user space (the rest is kernel time: TCP, the page cache, page faults, much the same work for every engine).`);
     const sh = rows.find((s) => s.engine === 'shoal' && s.ok);

@@ -75,6 +75,11 @@ export interface SwarmResult {
    * same work for every engine, so the user part is where engines differ. Absent in older results.
    */
   cpuSplitPerGiB?: { user: number; sys: number };
+  /**
+   * Peak anonymous memory (RssAnon, sampled every 100 ms) of the seed and of the downloaders (median and largest),
+   * MiB: what a host pays in memory beside its page cache. Absent in older results.
+   */
+  peakAnonMiB?: { seed: number | null; downloaderMedian: number; downloaderMax: number };
   /** The engines themselves used most of the cores: times measure CPU, not distribution. */
   saturated: boolean;
   /** The machine was busy (also with other users' work) most of the run. */
@@ -211,6 +216,8 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     }
     completions.sort((a, b) => a - b);
     const last = completions[completions.length - 1]!;
+    const leechAnon = leeches.map((p) => p.peakAnonKiB / 1024);
+    const peakAnonMiB = { seed: seed ? seed.peakAnonKiB / 1024 : null, downloaderMedian: percentile(leechAnon, 0.5), downloaderMax: Math.max(...leechAnon) };
     const cores = cpus().length;
     const busy = (sys1.busy - sys0.busy) / Math.max(1, sys1.total - sys0.total);
     const r: SwarmResult = {
@@ -219,8 +226,9 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
       spread: { first: completions[0]!, median: percentile(completions, 0.5), p90: percentile(completions, 0.9), last },
       cpuBusy: busy, cpuShareOurs: cpuOurs / (wall * cores), saturated: cpuOurs / (wall * cores) > SATURATED, contended: busy > 0.9,
       cpuSeconds: { seed: seed ? used[0]! : null, downloaderMean: leechCpu, total: cpuOurs }, cpuPerGiB, cpuSplitPerGiB,
+      peakAnonMiB,
     };
-    o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU ours ${(r.cpuShareOurs * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}, machine busy ${(busy * 100).toFixed(0)}%${r.contended && !r.saturated ? ' (shared with other work)' : ''}; CPU s ${seed ? `seed ${used[0]!.toFixed(1)}, ` : ''}mean downloader ${leechCpu.toFixed(1)}, ${cpuPerGiB.toFixed(2)} s per GiB moved (user ${cpuSplitPerGiB.user.toFixed(2)}, kernel ${cpuSplitPerGiB.sys.toFixed(2)})`);
+    o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU ours ${(r.cpuShareOurs * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}, machine busy ${(busy * 100).toFixed(0)}%${r.contended && !r.saturated ? ' (shared with other work)' : ''}; CPU s ${seed ? `seed ${used[0]!.toFixed(1)}, ` : ''}mean downloader ${leechCpu.toFixed(1)}, ${cpuPerGiB.toFixed(2)} s per GiB moved (user ${cpuSplitPerGiB.user.toFixed(2)}, kernel ${cpuSplitPerGiB.sys.toFixed(2)}); peak anon MiB ${seed ? `seed ${peakAnonMiB.seed!.toFixed(0)}, ` : ''}downloaders median ${peakAnonMiB.downloaderMedian.toFixed(0)}, max ${peakAnonMiB.downloaderMax.toFixed(0)}`);
     return r;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
