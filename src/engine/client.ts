@@ -13,7 +13,6 @@ import { installSwarmFeatures } from './swarm-features.js';
 import { Dht } from '../dht/index.js';
 import { Torrent, normalizeHost, savedTorrentPath, type TorrentContext, type TorrentSpec } from './torrent.js';
 import type { AddOptions, ClientOptions } from './types.js';
-
 import { VERSION } from '../version.js';
 
 export { VERSION };

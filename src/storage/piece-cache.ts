@@ -197,7 +197,7 @@ export class PieceCache {
     this.byIndex.set(index, e);
     this.byMemory.set(buf.buffer, e);
     this.used += buf.length;
-    // Evictions above recycled buffers against the room this piece now takes.
+    // The piece now counts against the budget: free buffers beyond it go to the garbage collector.
     this.trimFree();
   }
 

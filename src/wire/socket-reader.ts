@@ -69,8 +69,8 @@ function findOnreadSlots(): { buffer: symbol; callback: symbol } | null {
  * Switch a socket a server just accepted (with `pauseOnConnect`, so nothing has been read yet) to the shared read
  * buffer, exactly what `onread` does for a dialled socket. In a swarm about half the connections are accepted ones,
  * and without this each of their reads allocates a 64 KiB buffer (then shrunk by a copy) and travels through the
- * stream machinery: external allocations that drive scavenges, per read, on the connections that carry most of a
- * slow link's small segments. Returns false, changing nothing, when the socket is not in that state or this Node's
+ * stream machinery: external allocations that drive scavenges (in the 16-host swarm benchmark, a fifth of a
+ * downloader's CPU and 20 MiB of its peak memory; see bench/PROFILE.md). Returns false, changing nothing, when the socket is not in that state or this Node's
  * internals differ.
  */
 export function reuseBufferOnAccepted(socket: net.Socket): boolean {
