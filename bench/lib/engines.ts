@@ -36,10 +36,13 @@ export interface RoleSpec {
  * SHOAL_BENCH_CPU_PROF=DIR: every Shoal process writes a V8 CPU profile into DIR/<role>/ when it exits (open them in
  * Chrome DevTools or summarise them with a script), to profile the engine inside a real scenario. Timings of such a
  * run are not comparable with others.
+ * SHOAL_BENCH_NODE_FLAGS="--flag …": extra Node/V8 flags for every Shoal process (e.g. `--max-opt=1`, `--import` of a
+ * sampling module), for experiments; the flags are not recorded in the results.
  */
 function shoalProfileFlags(s: RoleSpec): string[] {
   const dir = process.env['SHOAL_BENCH_CPU_PROF'];
-  return dir ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, s.role)}`] : [];
+  const extra = (process.env['SHOAL_BENCH_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
+  return [...extra, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, s.role)}`] : [])];
 }
 
 function command(s: RoleSpec): [string, string[]] {

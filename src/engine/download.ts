@@ -73,9 +73,12 @@ const STREAM_MIN_QUEUE = 6;
 const REFILL_FRACTION = 8;
 /**
  * Bytes of complete pieces waiting for their hash and write. Past this, no new requests go out until the disk
- * catches up: the network is paced to the disk instead of piling pieces up in memory.
+ * catches up: the network is paced to the disk instead of piling pieces up in memory. Storage writes one piece of a
+ * file at a time, so a few queued pieces keep the disk busy; more only hold memory. Measured with 1 MiB pieces: the
+ * 1 GiB loopback pair (disk-bound) ran as fast with 8 MiB as with 16 (310–339 MB/s against 298–302), and in a
+ * 1 GiB swarm whose page cache hits the kernel's dirty limit the downloaders' piece buffers fell by about 9 MiB.
  */
-const MAX_PENDING_BYTES = 16 * 1024 * 1024;
+const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 /** Blocks at an offset or of a size we never asked for: no honest client sends one, so the sender goes at this many. */
 export const BAD_BLOCKS_TO_DROP = 3;
 /**
