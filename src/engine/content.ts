@@ -97,7 +97,7 @@ export class TorrentContent {
   leftBytes = 0;
   wantedTotal = 0;
   private tickCount = 0;
-  private rechokePending = false;
+  private fillPending = false;
   complete = false;
 
   constructor(host: ContentHost, meta: Metainfo) {
@@ -451,12 +451,12 @@ export class TorrentContent {
   }
 
   interested(): void {
-    this.scheduleRechoke();
+    this.scheduleFill();
   }
 
   notInterested(c: PeerConnection): void {
     this.seeder?.peerNotInterested(c);
-    if (!c.amChoking) this.scheduleRechoke();
+    if (!c.amChoking) this.scheduleFill();
   }
 
   gotHave(c: PeerConnection, index: number): void {
@@ -532,7 +532,7 @@ export class TorrentContent {
     else if (!c.bits.empty) this.picker.removePeerBitfield(c.bits);
     c.upload.queue.length = 0;
     this.seeder?.removePeer(c);
-    if (!c.amChoking) this.scheduleRechoke();
+    if (!c.amChoking) this.scheduleFill();
     // Others may pick up the blocks it had in flight.
     for (const p of this.host.connections()) if (p !== c) this.downloader.fill(p);
   }
@@ -619,18 +619,39 @@ export class TorrentContent {
 
   // ---- choking ----
 
-  scheduleRechoke(): void {
-    if (this.rechokePending) return;
-    this.rechokePending = true;
+  /** Fill free upload slots soon (once per turn of the event loop, however many peers changed their interest). */
+  scheduleFill(): void {
+    if (this.fillPending) return;
+    this.fillPending = true;
     setImmediate(() => {
-      this.rechokePending = false;
-      this.rechoke();
+      this.fillPending = false;
+      this.fillFreeSlots();
     });
   }
 
+  /** Between rounds: unchoke waiting peers into free slots only (see Choker.fillFree). */
+  private fillFreeSlots(): void {
+    if (this.closed) return;
+    for (const c of this.choker.fillFree(this.chokerPeers(Date.now()), this.complete)) (c as PeerConnection).unchoke();
+  }
+
+  /** The regular round (every 10 s): re-rank everyone, choke and unchoke. */
   private rechoke(): void {
     if (this.closed) return;
-    const now = Date.now();
+    const { unchoke } = this.choker.rechoke(this.chokerPeers(Date.now()), this.complete, Date.now());
+    for (const c of this.host.connections()) {
+      if (c.closed || !c.greeted) continue;
+      const shouldUnchoke = unchoke.has(c);
+      if (shouldUnchoke && c.amChoking) {
+        c.unchoke();
+      } else if (!shouldUnchoke && !c.amChoking) {
+        c.choke();
+        this.uploader.choked(c);
+      }
+    }
+  }
+
+  private chokerPeers(now: number): ChokerPeer[] {
     const list: ChokerPeer[] = [];
     for (const c of this.host.connections()) {
       if (c.closed || !c.greeted) continue;
@@ -645,17 +666,7 @@ export class TorrentContent {
         amChoking: c.amChoking,
       });
     }
-    const { unchoke } = this.choker.rechoke(list, this.complete, now);
-    for (const c of this.host.connections()) {
-      if (c.closed || !c.greeted) continue;
-      const shouldUnchoke = unchoke.has(c);
-      if (shouldUnchoke && c.amChoking) {
-        c.unchoke();
-      } else if (!shouldUnchoke && !c.amChoking) {
-        c.choke();
-        this.uploader.choked(c);
-      }
-    }
+    return list;
   }
 
   /**

@@ -176,3 +176,66 @@ test('auto slots grow while upload capacity is unused and shrink when saturated'
   assert.equal(rb.regularSlots, 4);
 });
 
+
+test('between rounds: free slots go to the fastest waiting peers, nobody is choked and no round passes', () => {
+  const peers = Array.from({ length: 8 }, (_, i) => mkPeer(i, { downloadRate: (i + 1) * 1000 }));
+  const c = new Choker({ uploadSlots: 3, optimisticSlots: 1, random: mulberry32(10) });
+  const d = c.rechoke(peers, false, 0);
+  apply(peers, d);
+  assert.equal(d.unchoke.size, 4);
+  // Nothing changed: all slots held, nothing to do, however the rates moved since.
+  peers[0]!.downloadRate = 1e9;
+  assert.equal(c.fillFree(peers, false).size, 0);
+  // Two unchoked peers lose interest: their slots go to the two fastest choked, interested peers.
+  const unchoked = peers.filter((p) => !p.amChoking && p.key !== d.optimistic);
+  unchoked[0]!.interested = false;
+  unchoked[1]!.interested = false;
+  const waiting = peers.filter((p) => p.amChoking).sort((a, b) => b.downloadRate - a.downloadRate);
+  const filled = c.fillFree(peers, false);
+  assert.deepEqual(filled, new Set([waiting[0]!.key, waiting[1]!.key]));
+  for (const p of peers) if (filled.has(p.key)) p.amChoking = false;
+  // The peers that lost interest stay unchoked (they ask for nothing) until the round; a snubbed peer is not a candidate.
+  assert.ok(!unchoked[0]!.amChoking && !unchoked[1]!.amChoking);
+  const more = c.fillFree(peers, false);
+  assert.equal(more.size, 0);
+  // The optimistic peer chosen at round 1 is kept at the next round (30 s): fills did not count as rounds.
+  const d2 = c.rechoke(peers, false, 10_000);
+  assert.equal(d2.optimistic, d.optimistic ?? null);
+});
+
+test('between rounds, seeding: a freed slot goes to the peer waiting longest; its run starts with the next round', () => {
+  const n = 8;
+  const peers = Array.from({ length: n }, (_, i) => mkPeer(i, { connectedAt: -HOUR + i }));
+  const c = new Choker({ uploadSlots: 1, optimisticSlots: 1, seedMaxRounds: 2, random: mulberry32(11) });
+  const d1 = c.rechoke(peers, true, 0);
+  apply(peers, d1);
+  const d2 = c.rechoke(peers, true, 10_000);
+  apply(peers, d2);
+  // Someone unchoked leaves: the longest waiter (never unchoked, earliest connection) gets the slot.
+  const leaving = peers.find((p) => !p.amChoking)!;
+  const rest = peers.filter((p) => p !== leaving);
+  const never = rest.filter((p) => p.amChoking && !d1.unchoke.has(p.key) && !d2.unchoke.has(p.key));
+  const filled = c.fillFree(rest, true);
+  assert.deepEqual(filled, new Set([never[0]!.key]));
+  for (const p of rest) if (filled.has(p.key)) p.amChoking = false;
+  // At the next round it is one of the holders: kept while it is among the fastest receivers, for seedMaxRounds.
+  never[0]!.uploadRate = 1e6;
+  const d3 = c.rechoke(rest, true, 20_000);
+  assert.ok(d3.unchoke.has(never[0]!.key));
+  apply(rest, d3);
+  const d4 = c.rechoke(rest, true, 30_000);
+  assert.ok(d4.unchoke.has(never[0]!.key));
+  apply(rest, d4);
+  // Two rounds held (seedMaxRounds): the slot goes to someone waiting, however fast it is.
+  const d5 = c.rechoke(rest, true, 40_000);
+  assert.ok(!d5.unchoke.has(never[0]!.key));
+});
+
+test('between rounds: a seed or an uninterested peer never takes a slot; with no free slot nothing happens', () => {
+  const peers = [mkPeer(0, { isSeed: true }), mkPeer(1, { interested: false }), mkPeer(2)];
+  const c = new Choker({ uploadSlots: 1, optimisticSlots: 0 });
+  assert.deepEqual(c.fillFree(peers, false), new Set([peers[2]!.key]));
+  peers[2]!.amChoking = false;
+  peers.push(mkPeer(3, { downloadRate: 1e9 }));
+  assert.equal(c.fillFree(peers, false).size, 0);
+});
