@@ -14,6 +14,7 @@ import { startOrigin, type Origin } from '../lib/nginx.js';
 import { startOpentracker, type Tracker } from '../lib/opentracker.js';
 import type { Proc } from '../lib/proc.js';
 import { percentile } from '../lib/stats.js';
+import { TransferMeter } from '../lib/transfer-meter.js';
 
 const PORT = 6881;
 const ORIGIN_PORT = 8080;
@@ -75,6 +76,12 @@ export interface SwarmResult {
    * same work for every engine, so the user part is where engines differ. Absent in older results.
    */
   cpuSplitPerGiB?: { user: number; sys: number };
+  /**
+   * The same, over the middle half of the transfer only (from the moment the downloaders' hosts had received a
+   * quarter of their bytes to three quarters): what each further byte costs, without start-up, JIT warm-up and the
+   * tail. Null when the run was too short to sample; absent in older results.
+   */
+  middleCpuPerGiB?: { total: number; user: number } | null;
   /**
    * Peak anonymous memory (RssAnon, sampled every 100 ms) of the seed and of the downloaders (median and largest),
    * MiB: what a host pays in memory beside its page cache. Absent in older results.
@@ -189,6 +196,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
 
     const cpu0 = procs.map((p) => p.cpuSplit());
     const sys0 = cpuTimes();
+    const meter = new TransferMeter(procs, leeches);
     const seedAddr = { host: seedHost!.ip, port: PORT };
     const t0 = performance.now();
     // mesh: each pair of downloaders is introduced once (i dials j < i), so no engine has to resolve duplicate
@@ -201,6 +209,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     const timeout = Math.max(120_000, 4 * ((o.peers * o.size * 8) / rateBps) * 1000);
     const completions = await Promise.all(leeches.map((p) => p.waitFor('done', timeout).then(() => (performance.now() - t0) / 1000)));
     const wall = (performance.now() - t0) / 1000;
+    meter.stop();
     const sys1 = cpuTimes();
     const split = procs.map((p, i) => { const t = p.cpuSplit(); return { user: t.user - cpu0[i]!.user, sys: t.sys - cpu0[i]!.sys }; });
     const used = split.map((t) => t.user + t.sys);
@@ -209,6 +218,8 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     const cpuSplitPerGiB = { user: split.reduce((a, t) => a + t.user, 0) / gibMoved, sys: split.reduce((a, t) => a + t.sys, 0) / gibMoved };
     const leechCpu = used.slice(seed ? 1 : 0).reduce((a, b) => a + b, 0) / Math.max(1, used.length - (seed ? 1 : 0));
     const cpuPerGiB = cpuOurs / gibMoved;
+    const middle = meter.window(o.peers * o.size);
+    const middleCpuPerGiB = middle ? { total: middle.cpuPerGiB, user: middle.userPerGiB } : null;
     const st = seed ? await seed.request('stats').catch(() => undefined) : { uploaded: await nginx!.bodyBytesServed() };
     for (const d of leechDirs) {
       const s = await stat(join(d, 'data.bin'));
@@ -226,9 +237,9 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
       spread: { first: completions[0]!, median: percentile(completions, 0.5), p90: percentile(completions, 0.9), last },
       cpuBusy: busy, cpuShareOurs: cpuOurs / (wall * cores), saturated: cpuOurs / (wall * cores) > SATURATED, contended: busy > 0.9,
       cpuSeconds: { seed: seed ? used[0]! : null, downloaderMean: leechCpu, total: cpuOurs }, cpuPerGiB, cpuSplitPerGiB,
-      peakAnonMiB,
+      middleCpuPerGiB, peakAnonMiB,
     };
-    o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU ours ${(r.cpuShareOurs * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}, machine busy ${(busy * 100).toFixed(0)}%${r.contended && !r.saturated ? ' (shared with other work)' : ''}; CPU s ${seed ? `seed ${used[0]!.toFixed(1)}, ` : ''}mean downloader ${leechCpu.toFixed(1)}, ${cpuPerGiB.toFixed(2)} s per GiB moved (user ${cpuSplitPerGiB.user.toFixed(2)}, kernel ${cpuSplitPerGiB.sys.toFixed(2)}); peak anon MiB ${seed ? `seed ${peakAnonMiB.seed!.toFixed(0)}, ` : ''}downloaders median ${peakAnonMiB.downloaderMedian.toFixed(0)}, max ${peakAnonMiB.downloaderMax.toFixed(0)}`);
+    o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU ours ${(r.cpuShareOurs * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}, machine busy ${(busy * 100).toFixed(0)}%${r.contended && !r.saturated ? ' (shared with other work)' : ''}; CPU s ${seed ? `seed ${used[0]!.toFixed(1)}, ` : ''}mean downloader ${leechCpu.toFixed(1)}, ${cpuPerGiB.toFixed(2)} s per GiB moved (user ${cpuSplitPerGiB.user.toFixed(2)}, kernel ${cpuSplitPerGiB.sys.toFixed(2)})${middleCpuPerGiB ? `, middle half ${middleCpuPerGiB.total.toFixed(2)} (user ${middleCpuPerGiB.user.toFixed(2)})` : ''}; peak anon MiB ${seed ? `seed ${peakAnonMiB.seed!.toFixed(0)}, ` : ''}downloaders median ${peakAnonMiB.downloaderMedian.toFixed(0)}, max ${peakAnonMiB.downloaderMax.toFixed(0)}`);
     return r;
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
