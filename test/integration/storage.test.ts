@@ -294,3 +294,36 @@ test('resume: a file recorded as missing that reappears is hashed and found', as
     await r.close();
   });
 });
+
+test('a check reuses each hashing loop\'s buffer: hashConcurrency piece buffers for a whole torrent, and no stale byte passes', async () => {
+  await withTmp(async (dir) => {
+    // Pieces 0 and 1 are identical; the file is then cut in the middle of piece 1. A reused buffer still holds piece
+    // 0's bytes when piece 1 is read: the part past the end must read as zeros, so piece 1 fails.
+    const pl = 4096;
+    const head = pseudoRandom(pl, 21);
+    const content = Buffer.concat([head, head, pseudoRandom(30 * pl + 100, 22)]);
+    const { meta } = makeMetainfo([{ path: ['r.bin'], data: content }], pl, 'r.bin');
+    const path = join(dir, 'r.bin');
+    await fsp.writeFile(path, content);
+    const s = await Storage.open(meta, { dir, hashConcurrency: 2 });
+    const allocUnsafeSlow = Buffer.allocUnsafeSlow;
+    let pieceBuffers = 0;
+    Buffer.allocUnsafeSlow = (n: number) => { if (n === pl) pieceBuffers++; return allocUnsafeSlow(n); };
+    try {
+      await s.verifyExisting({ recheck: true });
+    } finally {
+      Buffer.allocUnsafeSlow = allocUnsafeSlow;
+    }
+    assert.ok(s.have.complete);
+    assert.ok(pieceBuffers <= 2, `${pieceBuffers} piece buffers allocated for ${meta.pieceCount} pieces`);
+    await s.close();
+
+    await fsp.truncate(path, pl + pl / 2);
+    const t = await Storage.open(meta, { dir, hashConcurrency: 1 });
+    await t.verifyExisting({ recheck: true });
+    assert.ok(t.have.get(0));
+    assert.ok(!t.have.get(1), 'piece 1 passed with bytes left over from piece 0');
+    assert.equal(t.have.count, 1);
+    await t.close();
+  });
+});
