@@ -638,7 +638,8 @@ export class TorrentContent {
   /** The regular round (every 10 s): re-rank everyone, choke and unchoke. */
   private rechoke(): void {
     if (this.closed) return;
-    const { unchoke } = this.choker.rechoke(this.chokerPeers(Date.now()), this.complete, Date.now());
+    const now = Date.now();
+    const { unchoke } = this.choker.rechoke(this.chokerPeers(now), this.complete, now);
     for (const c of this.host.connections()) {
       if (c.closed || !c.greeted) continue;
       const shouldUnchoke = unchoke.has(c);

@@ -299,8 +299,8 @@ export class Storage {
   /**
    * Assemble a piece from its files. Padding reads as zeros. With `strict`, a file shorter than expected is an
    * error (someone truncated it under us); otherwise the missing bytes read as zeros and simply fail the hash.
+   * `reuse`: a buffer of exactly this piece's length that owns its ArrayBuffer and nobody else reads, to fill.
    */
-  /** `reuse`: a buffer of exactly this piece's length that owns its ArrayBuffer and nobody else reads, to fill. */
   private async readRange(index: number, strict: boolean, forCache = false, reuse?: Buffer): Promise<Buffer> {
     const { offset, length } = this.range(index);
     // Its own ArrayBuffer, so a recheck can move it to the hash worker instead of copying it. Every byte of it is
