@@ -134,7 +134,7 @@ export class Choker {
     const unchoke = new Set<PeerKey>();
     let held = 0;
     for (const p of peers) if (!p.amChoking && p.interested && !p.isSeed) held++;
-    let free = this.slots + this.optimisticSlots - held;
+    const free = this.slots + this.optimisticSlots - held;
     if (free <= 0) return unchoke;
     const waiting = peers.filter((p) => p.amChoking && p.interested && !p.isSeed && !(p.snubbed && !seeding));
     if (waiting.length === 0) return unchoke;
@@ -145,8 +145,7 @@ export class Choker {
     } else {
       waiting.sort((a, b) => b.downloadRate - a.downloadRate || tie.get(a)! - tie.get(b)!);
     }
-    for (const p of waiting) {
-      if (free-- <= 0) break;
+    for (const p of waiting.slice(0, free)) {
       unchoke.add(p.key);
       // Unchoked during this round: its run starts with the next one.
       const h = this.hist(p.key);

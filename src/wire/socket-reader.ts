@@ -26,6 +26,10 @@ interface VolatileState {
 
 const volatileSockets = new WeakMap<Duplex, VolatileState>();
 
+function sharedBuffer(): Buffer {
+  return (shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
+}
+
 /** The `onread` callback of a socket reading into the shared buffer: returning false pauses the socket. */
 function volatileReader(state: VolatileState): (n: number, buf: Uint8Array) => boolean {
   return (n, buf) => {
@@ -42,8 +46,7 @@ function volatileReader(state: VolatileState): (n: number, buf: Uint8Array) => b
 /** `net.connect` whose reads go into the shared buffer; read it with `readFrom`. */
 export function connectReusingBuffer(opts: net.NetConnectOpts): net.Socket {
   const state: VolatileState = { sink: null, pending: [] };
-  shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-  const socket = net.connect({ ...opts, onread: { buffer: shared, callback: volatileReader(state) } } as net.NetConnectOpts);
+  const socket = net.connect({ ...opts, onread: { buffer: sharedBuffer(), callback: volatileReader(state) } } as net.NetConnectOpts);
   volatileSockets.set(socket, state);
   return socket;
 }
@@ -70,8 +73,8 @@ function findOnreadSlots(): { buffer: symbol; callback: symbol } | null {
  * buffer, exactly what `onread` does for a dialled socket. In a swarm about half the connections are accepted ones,
  * and without this each of their reads allocates a 64 KiB buffer (then shrunk by a copy) and travels through the
  * stream machinery: external allocations that drive scavenges (in the 16-host swarm benchmark, a fifth of a
- * downloader's CPU and 20 MiB of its peak memory; see bench/PROFILE.md). Returns false, changing nothing, when the socket is not in that state or this Node's
- * internals differ.
+ * downloader's CPU and 20 MiB of its peak memory; see bench/PROFILE.md). Returns false, changing nothing, when the
+ * socket is not in that state or this Node's internals differ.
  */
 export function reuseBufferOnAccepted(socket: net.Socket): boolean {
   onreadSlots ??= findOnreadSlots();
@@ -79,11 +82,11 @@ export function reuseBufferOnAccepted(socket: net.Socket): boolean {
   if (onreadSlots === null || typeof handle?.useUserBuffer !== 'function') return false;
   if (socket.readableFlowing === true || socket.readableLength > 0 || volatileSockets.has(socket)) return false;
   const state: VolatileState = { sink: null, pending: [] };
-  shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  const buffer = sharedBuffer();
   const slots = socket as unknown as Record<symbol, unknown>;
-  slots[onreadSlots.buffer] = shared;
+  slots[onreadSlots.buffer] = buffer;
   slots[onreadSlots.callback] = volatileReader(state);
-  handle.useUserBuffer(shared);
+  handle.useUserBuffer(buffer);
   volatileSockets.set(socket, state);
   return true;
 }

@@ -194,7 +194,7 @@ test('between rounds: free slots go to the fastest waiting peers, nobody is chok
   const filled = c.fillFree(peers, false);
   assert.deepEqual(filled, new Set([waiting[0]!.key, waiting[1]!.key]));
   for (const p of peers) if (filled.has(p.key)) p.amChoking = false;
-  // The peers that lost interest stay unchoked (they ask for nothing) until the round; a snubbed peer is not a candidate.
+  // The peers that lost interest stay unchoked (they ask for nothing) until the round.
   assert.ok(!unchoked[0]!.amChoking && !unchoked[1]!.amChoking);
   const more = c.fillFree(peers, false);
   assert.equal(more.size, 0);
@@ -231,9 +231,11 @@ test('between rounds, seeding: a freed slot goes to the peer waiting longest; it
   assert.ok(!d5.unchoke.has(never[0]!.key));
 });
 
-test('between rounds: a seed or an uninterested peer never takes a slot; with no free slot nothing happens', () => {
-  const peers = [mkPeer(0, { isSeed: true }), mkPeer(1, { interested: false }), mkPeer(2)];
+test('between rounds: a seed, an uninterested or (leeching) a snubbed peer never takes a slot; with no free slot nothing happens', () => {
+  const peers = [mkPeer(0, { isSeed: true }), mkPeer(1, { interested: false }), mkPeer(2), mkPeer(4, { snubbed: true, downloadRate: 1e9 })];
   const c = new Choker({ uploadSlots: 1, optimisticSlots: 0 });
+  // Seeding, nobody sends to us, so being snubbed means nothing: the longest waiter (earliest id here) is first.
+  assert.equal(c.fillFree(peers, true).size, 1);
   assert.deepEqual(c.fillFree(peers, false), new Set([peers[2]!.key]));
   peers[2]!.amChoking = false;
   peers.push(mkPeer(3, { downloadRate: 1e9 }));
