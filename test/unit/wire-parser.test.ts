@@ -299,3 +299,38 @@ test('PeerWire delivers bytes left over from the handshake before later socket d
     destroy();
   }
 });
+
+test('PeerWire sends what handling one read produced in one write, not one write per message', async () => {
+  const { a, b, destroy } = await socketPair();
+  const asker = new RecordingHandler();
+  const server = new RecordingHandler();
+  const wa = new PeerWire(a, asker, { fast: false, extended: false });
+  const wb = new PeerWire(b, server, { fast: false, extended: false });
+  // Count the writes b's socket makes (one per _write or _writev call: each is one trip to the kernel).
+  let writes = 0;
+  const sock = b as unknown as { _write: (...args: unknown[]) => unknown; _writev: (...args: unknown[]) => unknown };
+  const write1 = sock._write.bind(b);
+  const writev = sock._writev.bind(b);
+  sock._write = (...args) => { writes++; return write1(...args); };
+  sock._writev = (...args) => { writes++; return writev(...args); };
+  server.onRequest = (index: number, begin: number, length: number) => {
+    server.log.push(`request ${index} ${begin} ${length}`);
+    wb.have(index); // a reply per message, as an uploader answering requests would write
+  };
+  try {
+    wa.cork();
+    for (let i = 0; i < 3; i++) wa.request(i, 0, 16384);
+    wa.uncork(); // 51 bytes in one segment: one read on b's side
+    await asker.waitForLog(3);
+    assert.deepEqual(asker.log, ['have 0', 'have 1', 'have 2']);
+    assert.equal(writes, 1, 'the three replies left in one write');
+    // A reply sent outside any read (e.g. from a timer) still leaves at once.
+    wb.have(3);
+    await asker.waitForLog(4);
+    assert.equal(writes, 2);
+  } finally {
+    wa.destroy();
+    wb.destroy();
+    destroy();
+  }
+});
