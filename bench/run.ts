@@ -14,7 +14,7 @@ import { sha1CeilingPerCore, writeLatest, writeResult, type ResultFile, type Sce
 import { runCreateScenario, type Creator } from './scenarios/create.js';
 import { measureLimits, type Limits } from './scenarios/limits.js';
 import { runPairScenario } from './scenarios/pair.js';
-import { runSwarm, TRACKER_ONLY_ENGINES, WEBSEED_ENGINES, type SwarmDiscovery, type SwarmOrigin, type SwarmResult } from './scenarios/swarm.js';
+import { NO_DISCOVERY_ENGINES, runSwarm, TRACKER_ONLY_ENGINES, WEBSEED_ENGINES, type SwarmDiscovery, type SwarmOrigin, type SwarmResult } from './scenarios/swarm.js';
 import { NGINX } from './lib/nginx.js';
 import { runStreamScenario, type StreamEngine } from './scenarios/stream.js';
 import { runFleet, runFleetHttp, type FleetBenchResult } from './scenarios/fleet.js';
@@ -170,8 +170,8 @@ async function swarm(): Promise<void> {
       let rate = opts.rate;
       const engs = (origin === 'webseed' ? swarmEngines.filter((e) => WEBSEED_ENGINES.includes(e)) : swarmEngines)
         .filter((e) => discovery === 'tracker' || !TRACKER_ONLY_ENGINES.includes(e))
-        // Plain HTTP discovers nothing: with both modes asked for, it runs once (with mesh).
-        .filter((e) => !(e === 'http' && discovery === 'tracker' && discoveries.includes('mesh')));
+        // Plain HTTP and the Node floor discover nothing: with both modes asked for, they run once (with mesh).
+        .filter((e) => !(NO_DISCOVERY_ENGINES.includes(e) && discovery === 'tracker' && discoveries.includes('mesh')));
       if (engs.length === 0) continue;
       for (let attempt = 0; attempt < 2; attempt++) {
         const batch: SwarmResult[] = [];

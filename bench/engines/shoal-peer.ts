@@ -37,9 +37,12 @@ const fail = (err: unknown): never => {
 };
 
 const entry = new URL('../../src/index.js', import.meta.url).href;
-const mod = (await import(entry).catch(fail)) as { Client: new (o: { port: number; host: string; trackers?: boolean }) => ClientLike };
+const mod = (await import(entry).catch(fail)) as { Client: new (o: { port: number; host: string; trackers?: boolean; dht?: boolean; lsd?: boolean }) => ClientLike };
 const tracker = a.tracker;
-const client = new mod.Client({ port: Number(a.port), host: a.host!, trackers: tracker !== undefined });
+// DHT and local discovery off, as in every other engine's runner (lt_peer.py, aria2-peer, WebTorrent's peer.mjs):
+// the peers come from the harness or the tracker, and a DHT node answering its neighbours costs CPU no other engine
+// spends here. PEX stays on (every engine's default).
+const client = new mod.Client({ port: Number(a.port), host: a.host!, trackers: tracker !== undefined, dht: false, lsd: false });
 client.on('error', fail);
 const port = await client.listen().catch(fail);
 const announce = tracker ? [[tracker]] : [];

@@ -10,8 +10,12 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 export const DIST_BENCH = join(ROOT, 'dist/bench');
 const WT_DIR = join(ROOT, 'bench/engines/webtorrent');
 
-export type EngineName = 'shoal' | 'libtorrent' | 'libtorrent-default' | 'webtorrent' | 'aria2' | 'http';
-export const ALL_ENGINES: EngineName[] = ['shoal', 'libtorrent', 'libtorrent-default', 'webtorrent', 'aria2', 'http'];
+export type EngineName = 'shoal' | 'libtorrent' | 'libtorrent-default' | 'webtorrent' | 'aria2' | 'http' | 'node-floor';
+/**
+ * 'node-floor' is not an engine: it moves the swarm's bytes with nothing but Node's sockets, SHA-1 and file writes
+ * (bench/engines/node-floor.ts), so a run beside Shoal shows how much of Shoal's CPU is Node itself. Swarm, mesh only.
+ */
+export const ALL_ENGINES: EngineName[] = ['shoal', 'libtorrent', 'libtorrent-default', 'webtorrent', 'aria2', 'http', 'node-floor'];
 
 export interface RoleSpec {
   engine: EngineName;
@@ -36,13 +40,22 @@ export interface RoleSpec {
  * SHOAL_BENCH_CPU_PROF=DIR: every Shoal process writes a V8 CPU profile into DIR/<role>/ when it exits (open them in
  * Chrome DevTools or summarise them with a script), to profile the engine inside a real scenario. Timings of such a
  * run are not comparable with others.
+ * SHOAL_BENCH_CPU_PROF_ONE=1 with it: only the first downloader is profiled (the others run at full speed).
+ * SHOAL_BENCH_FIRST_NODE_FLAGS="--flag …": flags for the first downloader only (e.g. `--perf-basic-prof` for `perf`).
  * SHOAL_BENCH_NODE_FLAGS="--flag …": extra Node/V8 flags for every Shoal process (e.g. `--max-opt=1`, `--import` of a
  * sampling module), for experiments; the flags are not recorded in the results.
  */
+let profiledDownloaders = 0;
 function shoalProfileFlags(s: RoleSpec): string[] {
   const dir = process.env['SHOAL_BENCH_CPU_PROF'];
   const extra = (process.env['SHOAL_BENCH_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
-  return [...extra, ...(dir ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, s.role)}`] : [])];
+  // SHOAL_BENCH_CPU_PROF_ONE=1: only the first downloader started is profiled. The profiler samples wall time, so a
+  // profile taken while the cores are contended charges a process's waits for the CPU to whatever it was running.
+  const one = process.env['SHOAL_BENCH_CPU_PROF_ONE'] === '1';
+  const first = s.role === 'leech' && profiledDownloaders++ === 0;
+  const profile = dir !== undefined && (!one || first);
+  const firstOnly = first ? (process.env['SHOAL_BENCH_FIRST_NODE_FLAGS'] ?? '').split(' ').filter(Boolean) : [];
+  return [...extra, ...firstOnly, ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, s.role)}`] : [])];
 }
 
 function command(s: RoleSpec): [string, string[]] {
@@ -56,6 +69,7 @@ function command(s: RoleSpec): [string, string[]] {
     case 'webtorrent': return [process.execPath, [join(WT_DIR, 'peer.mjs'), ...common]];
     case 'aria2': return [process.execPath, [join(DIST_BENCH, 'engines/aria2-peer.js'), ...common]];
     case 'http': return [process.execPath, [join(DIST_BENCH, 'engines/http-peer.js'), ...common, ...(s.file ? ['--file', s.file] : [])]];
+    case 'node-floor': return [process.execPath, [join(DIST_BENCH, 'engines/node-floor.js'), ...common]];
   }
 }
 
@@ -74,5 +88,5 @@ export async function ensureWebTorrent(log: (m: string) => void): Promise<void> 
 }
 
 export function displayName(e: EngineName): string {
-  return e === 'libtorrent-default' ? 'libtorrent (defaults)' : e === 'http' ? 'HTTP' : e === 'libtorrent' ? 'libtorrent' : e === 'webtorrent' ? 'WebTorrent' : e === 'aria2' ? 'aria2' : 'Shoal';
+  return e === 'libtorrent-default' ? 'libtorrent (defaults)' : e === 'http' ? 'HTTP' : e === 'libtorrent' ? 'libtorrent' : e === 'webtorrent' ? 'WebTorrent' : e === 'aria2' ? 'aria2' : e === 'node-floor' ? 'Node floor (no BitTorrent)' : 'Shoal';
 }

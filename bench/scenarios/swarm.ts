@@ -37,6 +37,8 @@ export type SwarmOrigin = 'seed' | 'webseed';
 export type SwarmDiscovery = 'mesh' | 'tracker';
 /** Engines that can only find peers through a tracker (aria2 has no way to be given a peer's address). */
 export const TRACKER_ONLY_ENGINES: EngineName[] = ['aria2'];
+/** Runners that discover nothing (plain HTTP, the Node floor): they run the same way whatever discovery is asked for. */
+export const NO_DISCOVERY_ENGINES: EngineName[] = ['http', 'node-floor'];
 /**
  * Share of all cores used by the benchmark's own processes above which a run counts as CPU-bound.
  * Kernel networking work done in softirq context is partly charged to no process, hence below 1.
@@ -143,7 +145,8 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
   const floor = kumarRossFloor(o.size, o.peers, rateBps, rateBps);
   const floorEff = kumarRossFloor(o.size, o.peers, rateBps * TBF_PAYLOAD_FRACTION, rateBps * TBF_PAYLOAD_FRACTION);
   const origin = o.origin ?? 'seed';
-  const discovery = o.discovery ?? 'mesh';
+  // The Node floor only knows the harness's introductions; plain HTTP fetches from the seed's address either way.
+  const discovery = o.engine === 'node-floor' ? 'mesh' : o.discovery ?? 'mesh';
   // The web seed is given to each downloader with the start signal (not in the torrent's url-list), so that no
   // engine starts fetching from the origin before the clock starts.
   const { seedDir, torrent } = await prepareSwarmData(o.workDir, o.size, o.pieceLength);
