@@ -76,6 +76,10 @@ let filled = 0;
 let pieceIndex = 0;
 const spare: Buffer[] = [];
 let writing = 0;
+/** Pieces waiting for their write before reading stops (as Shoal bounds its pending pieces), so memory stays bounded. */
+const MAX_WRITING = 8;
+const readers = new Set<net.Socket>();
+let readingPaused = false;
 
 function onChunk(chunk: Buffer): void {
   if (done) return;
@@ -99,9 +103,17 @@ function completePiece(): void {
   piece = spare.pop() ?? Buffer.allocUnsafeSlow(meta.pieceLength);
   filled = 0;
   writing++;
+  if (writing >= MAX_WRITING && !readingPaused) {
+    readingPaused = true;
+    for (const s of readers) s.pause();
+  }
   file!.write(full, 0, length, index * meta.pieceLength).then(() => {
     spare.push(full);
     writing--;
+    if (readingPaused && writing < MAX_WRITING / 2) {
+      readingPaused = false;
+      for (const s of readers) s.resume();
+    }
     maybeDone();
   }, fail);
   if (received === meta.length) done = true;
@@ -115,7 +127,9 @@ function attach(socket: net.Socket, send: boolean): void {
   socket.setNoDelay(true);
   socket.on('error', () => socket.destroy());
   reader.readFrom(socket, onChunk);
-  reader.resumeReading(socket);
+  readers.add(socket);
+  socket.on('close', () => readers.delete(socket));
+  if (!readingPaused) reader.resumeReading(socket);
   if (send) sendForever(socket);
 }
 
