@@ -92,9 +92,10 @@ process.on('SIGINT', () => {
 });
 
 /** Engines that cannot run here are dropped with a note instead of failing the whole run. */
-async function usableEngines(notes: string[]): Promise<EngineName[]> {
+async function usableEngines(notes: string[], inSwarm = false): Promise<EngineName[]> {
   const ok: EngineName[] = [];
   for (const e of engines) {
+    if (e === 'node-floor' && !inSwarm) { notes.push('Node floor skipped: it runs only in the swarm scenario'); continue; }
     if (e === 'shoal' && !existsSync(join(ROOT, 'dist/src/index.js'))) { notes.push('Shoal skipped: dist/src/index.js is missing (engine not built)'); continue; }
     if (e === 'webtorrent') {
       try { await ensureWebTorrent(log); } catch (err) { notes.push(`WebTorrent skipped: install failed: ${(err as Error).message.split('\n')[0]}`); continue; }
@@ -142,7 +143,7 @@ async function swarm(): Promise<void> {
     await finish(r);
     return;
   }
-  const use = await usableEngines(r.notes);
+  const use = await usableEngines(r.notes, true);
   const swarmEngines: EngineName[] = [];
   for (const e of use) {
     if (e === 'libtorrent') swarmEngines.push('libtorrent', 'libtorrent-default');
