@@ -11,8 +11,7 @@
 // Reads go through Shoal's own socket reader (one shared buffer, no allocation per read); sends are 16 KiB slices of
 // one buffer, one write per slice, like piece messages. Not a BitTorrent engine: it only runs in the swarm scenario's
 // mesh mode and its bytes are not BitTorrent's (no framing, random payload).
-import { createHash } from 'node:crypto';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -150,7 +149,10 @@ createInterface({ input: process.stdin }).on('line', (line) => {
     // The first address is the seed's: read from it, never send to it.
     (cmd.peers ?? []).forEach((p, i) => {
       const socket = reader.connectReusingBuffer({ host: p.host, port: p.port, localAddress: a.host! });
-      socket.on('connect', () => attach(socket, i > 0));
+      // A peer it cannot reach would leave this downloader short of its bytes: say so rather than time out.
+      const refused = (err: Error): void => fail(`cannot connect to ${p.host}:${p.port}: ${err.message}`);
+      socket.once('error', refused);
+      socket.on('connect', () => { socket.off('error', refused); attach(socket, i > 0); });
     });
   } else if (cmd.cmd === 'stats') {
     emit({ event: 'stats', uploaded, downloaded: received, peers: 0, progress: received / meta.length });

@@ -40,8 +40,9 @@ export interface RoleSpec {
  * SHOAL_BENCH_CPU_PROF=DIR: every Shoal process writes a V8 CPU profile into DIR/<role>/ when it exits (open them in
  * Chrome DevTools or summarise them with a script), to profile the engine inside a real scenario. Timings of such a
  * run are not comparable with others.
- * SHOAL_BENCH_CPU_PROF_ONE=1 with it: only the first downloader is profiled (the others run at full speed).
- * SHOAL_BENCH_FIRST_NODE_FLAGS="--flag …": flags for the first downloader only (e.g. `--perf-basic-prof` for `perf`).
+ * SHOAL_BENCH_CPU_PROF_ONE=1 with it: only the first downloader this benchmark invocation starts is profiled (the
+ * others run at full speed).
+ * SHOAL_BENCH_FIRST_NODE_FLAGS="--flag …": flags for that first downloader only (e.g. `--perf-basic-prof` for `perf`).
  * SHOAL_BENCH_NODE_FLAGS="--flag …": extra Node/V8 flags for every Shoal process (e.g. `--max-opt=1`, `--import` of a
  * sampling module), for experiments; the flags are not recorded in the results.
  */

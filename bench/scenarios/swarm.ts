@@ -145,8 +145,8 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
   const floor = kumarRossFloor(o.size, o.peers, rateBps, rateBps);
   const floorEff = kumarRossFloor(o.size, o.peers, rateBps * TBF_PAYLOAD_FRACTION, rateBps * TBF_PAYLOAD_FRACTION);
   const origin = o.origin ?? 'seed';
-  // The Node floor only knows the harness's introductions; plain HTTP fetches from the seed's address either way.
-  const discovery = o.engine === 'node-floor' ? 'mesh' : o.discovery ?? 'mesh';
+  // Runners that discover nothing run as in mesh mode whatever was asked (plain HTTP uses only the seed's address).
+  const discovery = NO_DISCOVERY_ENGINES.includes(o.engine) ? 'mesh' : o.discovery ?? 'mesh';
   // The web seed is given to each downloader with the start signal (not in the torrent's url-list), so that no
   // engine starts fetching from the origin before the clock starts.
   const { seedDir, torrent } = await prepareSwarmData(o.workDir, o.size, o.pieceLength);
@@ -168,8 +168,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     await warmCache(join(seedDir, 'data.bin'));
     const [seedHost, ...leechHosts] = net.hosts;
     const infoHash = await infoHashOf(torrent);
-    // Plain HTTP has no swarm to discover: its downloaders fetch from the seed's address in either mode.
-    if (discovery === 'tracker' && o.engine !== 'http') {
+    if (discovery === 'tracker') {
       // Every engine announces to this URL: it must name a namespace address (198.18.0.0/15), never one outside.
       if (!/^198\.1[89]\.\d+\.\d+$/.test(seedHost!.ip)) throw new Error(`tracker address ${seedHost!.ip} is outside 198.18.0.0/15`);
       tracker = await startOpentracker(seedHost!.ip, [infoHash], { netns: seedHost!.ns, port: TRACKER_PORT });
