@@ -38,6 +38,11 @@ export class PieceCache {
   private readonly byIndex = new Map<number, Entry>();
   private readonly byMemory = new Map<ArrayBufferLike, Entry>();
   private readonly free: Buffer[] = [];
+  /**
+   * The index last moved to (or inserted at) the end of `byIndex`, or -1: touching it again needs no move. A peer
+   * asks for a piece's blocks in a row, and each move is a delete and a set that leave holes the Map must rehash.
+   */
+  private newest = -1;
   private used = 0;
   /**
    * Piece memory lent outside the cache (the downloader's buffers: in flight, hashing, being written), which the cache
@@ -195,6 +200,7 @@ export class PieceCache {
     this.evictDownTo(room - buf.length);
     const e: Entry = { index, buf, pins: 0, shared, evicted: false };
     this.byIndex.set(index, e);
+    this.newest = index;
     this.byMemory.set(buf.buffer, e);
     this.used += buf.length;
     // The piece now counts against the budget: free buffers beyond it go to the garbage collector.
@@ -206,6 +212,7 @@ export class PieceCache {
     const e = this.byIndex.get(index);
     if (e === undefined) return;
     this.byIndex.delete(index);
+    if (index === this.newest) this.newest = -1;
     this.used -= e.buf.length;
     e.evicted = true;
     if (e.pins === 0) this.retire(e);
@@ -219,11 +226,14 @@ export class PieceCache {
   /** Throws if P1–P3 do not hold. */
   check(): void {
     let sum = 0;
+    let last = -1;
     for (const [index, e] of this.byIndex) {
+      last = index;
       if (e.index !== index || e.evicted) throw new Error(`piece cache: entry ${index} is misfiled`);
       if (this.byMemory.get(e.buf.buffer) !== e) throw new Error(`piece cache P3: piece ${index} is not indexed by memory`);
       sum += e.buf.length;
     }
+    if (this.newest !== -1 && this.newest !== last) throw new Error(`piece cache: piece ${this.newest} is taken for the most recent, but ${last} is`);
     if (sum !== this.used) throw new Error(`piece cache P2: used ${this.used} but entries hold ${sum}`);
     if (this.used > this.room) throw new Error(`piece cache P2: used ${this.used} over the room ${this.room} (limit ${this.limit}, ${this.outside} lent outside)`);
     for (const e of this.byMemory.values()) {
@@ -254,9 +264,10 @@ export class PieceCache {
 
   private touch(index: number): Entry | undefined {
     const e = this.byIndex.get(index);
-    if (e !== undefined) {
+    if (e !== undefined && index !== this.newest) {
       this.byIndex.delete(index);
       this.byIndex.set(index, e);
+      this.newest = index;
     }
     return e;
   }

@@ -165,3 +165,21 @@ test('a downloader\'s buffers are counted as they are lent and returned: bursts 
   cache.insert(99, cache.allocate(PIECE), false);
   cache.check();
 });
+
+test('the least recently used piece is evicted, however often the most recent one is read in a row', () => {
+  const cache = new PieceCache(3 * PIECE, PIECE);
+  for (let i = 0; i < 3; i++) cache.insert(i, Buffer.alloc(PIECE, i), false);
+  // Read piece 0, then 0 again (the second read finds it most recent already), then 2 and 0 again.
+  for (const i of [0, 0, 2, 0]) cache.release(cache.borrow(i, 0, 16)!);
+  cache.check();
+  cache.insert(3, Buffer.alloc(PIECE, 3), false);
+  assert.deepEqual([0, 1, 2, 3].map((i) => cache.has(i)), [true, false, true, true], 'piece 1 was the least recently used');
+  // Dropping the most recent piece leaves the order of the others as it was.
+  cache.delete(3);
+  cache.check();
+  cache.release(cache.borrow(2, 0, 16)!);
+  cache.insert(4, Buffer.alloc(PIECE, 4), false);
+  cache.insert(5, Buffer.alloc(PIECE, 5), false);
+  assert.deepEqual([0, 2, 4, 5].map((i) => cache.has(i)), [false, true, true, true], 'piece 0 went first, then nothing else');
+  cache.check();
+});
