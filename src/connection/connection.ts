@@ -21,7 +21,10 @@ export interface IncomingRequest {
   length: number;
 }
 
-/** The downloader's per-connection state: only download.ts (and the torrent's snub timer through it) writes it. */
+/**
+ * The downloader's per-connection state: only download.ts (and the torrent's snub timer through it) writes it, but for
+ * `refillAtReadEnd`, which content.ts sets per block and clears per read.
+ */
 export class DownloadSlot {
   /** Requests we sent and have not been answered. Key: `requestKey(index, begin)`. */
   readonly outstanding = new Map<number, OutstandingRequest>();
