@@ -21,10 +21,7 @@ export interface IncomingRequest {
   length: number;
 }
 
-/**
- * The downloader's per-connection state: only download.ts (and the torrent's snub timer through it) writes it, but for
- * `refillAtReadEnd`, which content.ts sets per block and clears per read.
- */
+/** The downloader's per-connection state: only download.ts (and the torrent's snub timer through it) writes it. */
 export class DownloadSlot {
   /** Requests we sent and have not been answered. Key: `requestKey(index, begin)`. */
   readonly outstanding = new Map<number, OutstandingRequest>();
@@ -44,8 +41,6 @@ export class DownloadSlot {
   readonly meter = new RateMeter();
   /** Pieces this peer alone delivered that failed their hash. */
   hashFailures = 0;
-  /** A block arrived during the socket read being handled: top up our requests to this peer once the read is done. */
-  refillAtReadEnd = false;
 }
 
 /** The uploader's per-connection state: only upload.ts writes it. */
@@ -91,8 +86,6 @@ export interface ConnectionEvents {
   dhtPort(c: PeerConnection, port: number): void;
   extendedHandshake(c: PeerConnection): void;
   drain(c: PeerConnection): void;
-  /** The read during which blocks arrived (`c.download.refillAtReadEnd`) has been handled. */
-  readEnd(c: PeerConnection): void;
   closed(c: PeerConnection, err?: Error): void;
 }
 
@@ -404,7 +397,6 @@ export class PeerConnection implements ExtensionConnection {
         c.registry.handshakeReceived(c, dict);
       },
       onExtended(id, payload) { c.registry.dispatch(c, id, payload); },
-      onReadEnd() { if (c.download.refillAtReadEnd) ev.readEnd(c); },
       onDrain() { ev.drain(c); },
       onClose(err) {
         if (c.closed) return;

@@ -508,14 +508,7 @@ export class TorrentContent {
     this.fromPeers += length;
     this.downloadMeter.add(length);
     this.downloader.blockReceived(c, index, begin, length);
-    // Our next requests to this peer go out once its read is handled (readEnd), not after each block in it: one
-    // pick and one batch of requests per read. They leave in the read's one write either way.
-    c.download.refillAtReadEnd = true;
-  }
-
-  readEnd(c: PeerConnection): void {
-    c.download.refillAtReadEnd = false;
-    if (!c.closed) this.downloader.fill(c);
+    this.downloader.fill(c);
   }
 
   reject(c: PeerConnection, index: number, begin: number, length: number): void {

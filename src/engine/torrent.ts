@@ -547,7 +547,6 @@ export class Torrent extends EventEmitter implements ConnectionEvents {
     if (!this.isPrivate) this.ctx.dht?.addNode({ host: c.host, port });
   }
   drain(c: PeerConnection): void { this.ready()?.drain(c); }
-  readEnd(c: PeerConnection): void { this.ready()?.readEnd(c); }
 
   extendedHandshake(c: PeerConnection): void {
     if (c.advertisedPort > 0) {

@@ -70,7 +70,6 @@ export class PeerWire {
     socket.cork();
     try {
       this.parser.push(chunk);
-      if (!this.destroyed) this.handler.onReadEnd?.();
     } catch (err) {
       this.destroy(err as Error);
     } finally {

@@ -32,11 +32,6 @@ export interface WireHandler {
   // BEP 10 extension protocol
   onExtendedHandshake(dict: Record<string, unknown>): void;
   onExtended(id: number, payload: Buffer): void;
-  /**
-   * Every message of one socket read has been handled (and what they sent is still corked): work worth doing once
-   * per read rather than once per message goes here.
-   */
-  onReadEnd?(): void;
   /** The socket's write buffer has drained after a send returned false. */
   onDrain?(): void;
   /** Called once when the connection ends, with the reason if it was an error or protocol violation. */
