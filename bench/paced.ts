@@ -33,10 +33,17 @@ const engines = o.engines.split(',').map((s) => s.trim()).filter(Boolean) as Eng
 for (const e of engines) if (!['shoal', 'libtorrent', 'libtorrent-default', 'aria2'].includes(e)) program.error(`engine ${e} cannot download here`);
 const RATE = Number(o.rate), TICK = Number(o.tick), SEEDS = Number(o.seeds), RUNS = Number(o.runs);
 const WARM = Number(o.warm), MEASURE = Number(o.measure);
-const SIZE = parseSize(o.size);
+const SIZE = ((): number => { try { return parseSize(o.size); } catch (err) { return program.error(`--size: ${(err as Error).message}`); } })();
 const PIECE = 1 << 20;
 const BLOCK = 16 * 1024;
-if (!(RATE > 0 && TICK >= 1 && SEEDS >= 1 && RUNS >= 1 && WARM >= 0 && MEASURE > 0) || SIZE % PIECE !== 0) program.error('bad option');
+const whole = (v: number, min: number): boolean => Number.isInteger(v) && v >= min;
+if (!(RATE > 0)) program.error(`--rate must be a positive number of blocks per second, not "${o.rate}"`);
+if (!whole(TICK, 1)) program.error(`--tick must be a whole number of milliseconds, at least 1, not "${o.tick}"`);
+if (!whole(SEEDS, 1)) program.error(`--seeds must be a whole number, at least 1, not "${o.seeds}"`);
+if (!whole(RUNS, 1)) program.error(`--runs must be a whole number, at least 1, not "${o.runs}"`);
+if (!whole(WARM, 0)) program.error(`--warm must be a whole number of blocks, not "${o.warm}"`);
+if (!whole(MEASURE, 1)) program.error(`--measure must be a whole number of blocks, at least 1, not "${o.measure}"`);
+if (SIZE <= 0 || SIZE % PIECE !== 0) program.error(`--size must be a whole number of MiB (the pieces are 1 MiB), not "${o.size}"`);
 if ((WARM + MEASURE) * BLOCK > SIZE) program.error(`--warm plus --measure blocks (${WARM + MEASURE}) do not fit in --size`);
 
 const log = (m: string): void => { process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${m}\n`); };

@@ -1,6 +1,7 @@
 import { pieceLengthAt, type Metainfo } from '../metainfo/types.js';
 import type { Bitfield } from '../util/bitfield.js';
 import type { IncomingRequest, PeerConnection as Peer } from '../connection/connection.js';
+import { BLOCK_SIZE } from '../wire/types.js';
 import type { TokenBucket } from './token-bucket.js';
 
 /** Largest block we serve; BEP 3 clients use 16 KiB, some ask for up to 128 KiB. */
@@ -14,7 +15,7 @@ const BATCH_BLOCKS = 16;
  * through 'drain' for every read (a seed answering paced requests made 9192 writes for 4818 reads). The blocks are
  * borrowed from the piece cache, not copied; a peer that stops reading holds at most this plus one batch of them.
  */
-const MAX_SEND_BACKLOG = BATCH_BLOCKS * 16 * 1024;
+const MAX_SEND_BACKLOG = BATCH_BLOCKS * BLOCK_SIZE;
 
 export interface UploadHost {
   readonly meta: Metainfo;
