@@ -171,10 +171,12 @@ export class TorrentContent {
       preload: (index) => this.storage.preload(index),
       uploaded: (peer, index, bytes) => {
         this.seeder?.blockSent(peer, index, bytes);
+        // One clock read for both meters: per block, and Date.now() is a call into the runtime.
+        const now = Date.now();
         peer.upload.bytes += bytes;
-        peer.upload.meter.add(bytes);
+        peer.upload.meter.add(bytes, now);
         this.uploadedBytes += bytes;
-        this.uploadMeter.add(bytes);
+        this.uploadMeter.add(bytes, now);
       },
       protocolError: (peer, reason) => peer.close(reason),
       maxQueuedRequests: MAX_QUEUED_REQUESTS,
@@ -502,11 +504,12 @@ export class TorrentContent {
   }
 
   piece(c: PeerConnection, index: number, begin: number, length: number): void {
+    const now = Date.now();
     c.download.bytes += length;
-    c.download.meter.add(length);
+    c.download.meter.add(length, now);
     this.downloadedBytes += length;
     this.fromPeers += length;
-    this.downloadMeter.add(length);
+    this.downloadMeter.add(length, now);
     this.downloader.blockReceived(c, index, begin, length);
     this.downloader.fill(c);
   }

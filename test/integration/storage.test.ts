@@ -63,6 +63,38 @@ test('single-file: write every piece, read back byte-equal', async () => {
   });
 });
 
+test('large pieces go to disk in writes of at most 512 KiB, each at its own offset', async () => {
+  await withTmp(async (dir) => {
+    // 2 MiB pieces over two files, so one piece has a 1.3 MiB segment in one file and the rest in the next.
+    const files: MakeFile[] = [
+      { path: ['a.bin'], data: pseudoRandom(1_300_000, 21) },
+      { path: ['b.bin'], data: pseudoRandom(3_100_000, 22) },
+    ];
+    const { meta, data } = makeMetainfo(files, 2 * 1024 * 1024, 'big');
+    const probe = await fsp.open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { write: (...args: unknown[]) => Promise<unknown> };
+    await probe.close();
+    const original = proto.write;
+    const lengths: number[] = [];
+    proto.write = function (this: unknown, ...args: unknown[]) {
+      if (typeof args[2] === 'number') lengths.push(args[2]);
+      return original.apply(this, args);
+    };
+    try {
+      const s = await Storage.open(meta, { dir });
+      await writeAll(s, meta, data);
+      await s.close();
+    } finally {
+      proto.write = original;
+    }
+    assert.ok(lengths.length > meta.pieceCount, `${lengths.length} writes for ${meta.pieceCount} pieces`);
+    assert.ok(Math.max(...lengths) <= 512 * 1024, `largest write ${Math.max(...lengths)} bytes`);
+    assert.deepEqual(await fsp.readFile(join(dir, 'big', 'a.bin')), files[0]!.data);
+    assert.deepEqual(await fsp.readFile(join(dir, 'big', 'b.bin')), files[1]!.data);
+    assert.deepEqual(Buffer.concat([files[0]!.data, files[1]!.data]), data);
+  });
+});
+
 test('multi-file: pieces spanning files, zero-length and padding files', async () => {
   await withTmp(async (dir) => {
     const files: MakeFile[] = [...multiFiles(), { path: ['.pad', '0'], data: Buffer.alloc(200), padding: true }, { path: ['z.bin'], data: pseudoRandom(100, 6) }];

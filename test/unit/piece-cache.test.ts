@@ -76,7 +76,7 @@ test('pieces larger than the cache are not cached; blocks outside a piece are no
   cache.check();
 });
 
-test('property: any sequence of operations keeps P1-P3, and no memory in use is ever allocated again', () => {
+test('property: any sequence of operations keeps P1-P4, and no memory in use is ever allocated again', () => {
   type Op =
     | { k: 'insert'; i: number; shared: boolean }
     | { k: 'get'; i: number }
@@ -182,4 +182,31 @@ test('the least recently used piece is evicted, however often the most recent on
   cache.insert(5, Buffer.alloc(PIECE, 5), false);
   assert.deepEqual([0, 2, 4, 5].map((i) => cache.has(i)), [false, true, true, true], 'piece 0 went first, then nothing else');
   cache.check();
+});
+
+test('property: eviction follows recency, whatever the order pieces are read in', () => {
+  type Op = { k: 'insert' | 'read' | 'delete'; i: number };
+  const op: fc.Arbitrary<Op> = fc.record({ k: fc.constantFrom('insert' as const, 'read' as const, 'delete' as const), i: fc.nat(7) });
+  fc.assert(fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+    const cache = new PieceCache(3 * PIECE, PIECE);
+    const model: number[] = []; // least recently used first
+    const drop = (i: number): void => { const at = model.indexOf(i); if (at >= 0) model.splice(at, 1); };
+    for (const o of ops) {
+      if (o.k === 'insert') {
+        cache.insert(o.i, Buffer.alloc(PIECE), false);
+        drop(o.i);
+        model.push(o.i);
+        while (model.length > 3) model.shift();
+      } else if (o.k === 'read') {
+        const b = cache.borrow(o.i, 0, 16);
+        assert.equal(b !== undefined, model.includes(o.i));
+        if (b) { cache.release(b); drop(o.i); model.push(o.i); }
+      } else {
+        cache.delete(o.i);
+        drop(o.i);
+      }
+      cache.check();
+      for (let i = 0; i < 8; i++) assert.equal(cache.has(i), model.includes(i), `piece ${i} after ${o.k} ${o.i}`);
+    }
+  }), { seed: 20261202, numRuns: 300 });
 });
