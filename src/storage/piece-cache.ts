@@ -239,6 +239,7 @@ export class PieceCache {
       if (this.byMemory.get(e.buf.buffer) !== e) throw new Error(`piece cache P3: piece ${index} is not indexed by memory`);
       sum += e.buf.length;
     }
+    if ((this.oldest === null) !== (this.newest === null)) throw new Error('piece cache P4: one end of the recency list is missing');
     let linked = 0;
     for (let e = this.oldest, prev: Entry | null = null; e !== null; prev = e, e = e.newer) {
       if (++linked > this.byIndex.size) throw new Error('piece cache P4: the recency list is longer than the index (a cycle?)');

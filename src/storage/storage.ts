@@ -39,12 +39,13 @@ interface Target { src: number; path: string; pos: number; size: number | undefi
 
 const DEFAULT_CACHE = 16 * 1024 * 1024;
 /**
- * Largest single write. Linux (6.x, ext4 and other filesystems with large folios) sizes page-cache folios by the
- * write, and on a VM whose idle memory goes back to the host (virtio-balloon free page reporting) a 1 MiB write
- * gets a 1 MiB folio carved from memory the host must back again: measured on the benchmark VM, 256 MiB written
- * after a few idle seconds cost 820–890 µs of kernel time per MiB in 1 MiB writes against 130–270 in 512 KiB or
- * 256 KiB writes (fs.writeSync), and 1230–1430 against 390–460 µs per MiB of process CPU through fs.promises.
- * Where memory stays backed the extra write costs one more trip to the thread pool per MiB.
+ * Largest single write. On the benchmark VM (Linux 6.18, ext4, a virtio balloon that gives idle memory back to the
+ * host) 1 MiB writes into memory left idle for a few seconds cost 2.5–3× the CPU of 512 KiB ones: 256 MiB written
+ * after 4 s idle cost 820–890 µs of kernel time per MiB in 1 MiB writes against 130–270 in 512 KiB or 256 KiB writes
+ * (fs.writeSync), and 1230–1430 against 390–460 µs per MiB of process CPU through fs.promises. Why (likely the
+ * page-cache folio sized by the write, taken from memory the host must back again) is not proven. Without the idle
+ * pause all sizes cost the same, so the limit costs one more trip to the thread pool per MiB, no more.
+ * `node dist/bench/write-sizes.js` re-measures it.
  */
 const MAX_WRITE = 512 * 1024;
 
