@@ -184,7 +184,12 @@ export class PeerConnection implements ExtensionConnection {
   }
 
   // SeedingPeer (initial seeding)
-  advertise(index: number): void { this.sendHave(index); }
+  // An initial seed's advertisement is what the peer will ask for next: it does not wait for company.
+  advertise(index: number): void {
+    if (this.closed) return;
+    this.wire.have(index);
+    this.wire.flushHaves();
+  }
   uploadRate(): number { return this.upload.meter.rate(); }
 
   /** The port the peer accepts connections on: its BEP 10 `p`, or the port we dialed; 0 when unknown. */
@@ -254,7 +259,10 @@ export class PeerConnection implements ExtensionConnection {
   /** (index, begin, length) triples, one write for all. */
   sendRequests(blocks: Uint32Array, count: number): void { this.wire.requests(blocks, count); }
   sendCancel(index: number, begin: number, length: number): void { this.wire.cancel(index, begin, length); }
+  /** Rides with the next message to this peer, or leaves within HAVE_DELAY_MS (see PeerWire.have). */
   sendHave(index: number): void { if (!this.closed) this.wire.have(index); }
+  /** Sends HAVEs still waiting for company now. */
+  flushHaves(): void { this.wire.flushHaves(); }
   /**
    * Sends a block without copying it; false when the transport wants a drain first. `done` runs once the
    * transport no longer needs `block` (see PeerWire.piece).

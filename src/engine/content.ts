@@ -612,6 +612,7 @@ export class TorrentContent {
     for (const c of [...this.host.connections()]) {
       this.updateInterest(c);
       if (c.hasAll) c.destroy();
+      else c.flushHaves(); // peers learn at once that we are a seed now
     }
     for (const ws of this.webSeeds) {
       this.downloader.releasePeer(ws, false);

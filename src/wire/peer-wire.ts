@@ -11,6 +11,16 @@ import { isVolatile, readFrom, resumeReading } from './socket-reader.js';
 import { MessageId, type WireHandler } from './types.js';
 
 /** Any byte stream: a TCP socket today, a uTP stream later. Socket extras are used when present. */
+/**
+ * A HAVE waits up to this long for another message to the same peer to ride with. Pieces complete on another
+ * peer's read, so each HAVE would otherwise be a 9-byte write of its own here (a syscall) and a wake-up of its own at
+ * the peer; a peer we exchange blocks with gets ours with the next request or block within milliseconds anyway, and
+ * one we are idle with learns of our pieces a quarter of a second later, far inside a choking round (10 s).
+ */
+export const HAVE_DELAY_MS = 250;
+/** Past this many waiting HAVEs they go out at once (a bulk announcement, or pieces completing very fast). */
+const MAX_WAITING_HAVES = 64;
+
 export type Transport = Duplex & { setNoDelay?(noDelay?: boolean): unknown; remoteAddress?: string; remotePort?: number };
 
 export interface PeerWireOptions {
@@ -54,6 +64,8 @@ export class PeerWire {
   private timer: NodeJS.Timeout | null = null;
   private readonly detachReader: () => void;
   // Timestamps are only taken in the periodic check: per-message work is just the byte counters.
+  private readonly waitingHaves: number[] = [];
+  private haveTimer: NodeJS.Timeout | null = null;
   private checkedReceived = -1;
   private checkedSent = -1;
   private lastReceiveAt = 0;
@@ -139,7 +151,40 @@ export class PeerWire {
   unchoke(): void { this.send(UNCHOKE); }
   interested(): void { this.send(INTERESTED); }
   notInterested(): void { this.send(NOT_INTERESTED); }
-  have(index: number): void { this.send(encodeIndexMessage(MessageId.Have, index)); }
+  /** Announces a piece: sent with the next message to this peer, or after HAVE_DELAY_MS (see there). */
+  have(index: number): void {
+    if (this.destroyed) return;
+    const waiting = this.waitingHaves;
+    waiting.push(index);
+    if (waiting.length >= MAX_WAITING_HAVES) this.flushHaves();
+    else if (this.haveTimer === null) {
+      this.haveTimer = setTimeout(this.flushHaves, HAVE_DELAY_MS);
+      this.haveTimer.unref();
+    }
+  }
+  /** Sends waiting HAVEs now (e.g. an initial seed's advertisement, which is the only message it sends). */
+  readonly flushHaves = (): void => {
+    if (this.haveTimer !== null) {
+      clearTimeout(this.haveTimer);
+      this.haveTimer = null;
+    }
+    const waiting = this.waitingHaves;
+    const n = waiting.length;
+    if (n === 0) return;
+    if (this.destroyed) {
+      waiting.length = 0;
+      return;
+    }
+    const buf = Buffer.allocUnsafe(9 * n);
+    for (let i = 0, o = 0; i < n; i++, o += 9) {
+      buf.writeUInt32BE(5, o);
+      buf[o + 4] = MessageId.Have;
+      buf.writeUInt32BE(waiting[i]!, o + 5);
+    }
+    waiting.length = 0;
+    this.bytesSent += buf.length;
+    this.socket.write(buf);
+  };
   /** Copies `bits`, so the caller may keep mutating its bitfield. */
   bitfield(bits: Buffer): void { this.send(encodeBitfield(bits)); }
   request(index: number, begin: number, length: number): void {
@@ -180,6 +225,7 @@ export class PeerWire {
     }
     const s = this.socket;
     s.cork();
+    if (this.waitingHaves.length > 0) this.flushHaves();
     s.write(encodePieceHeader(index, begin, block.length));
     const ok = done === undefined ? s.write(block) : s.write(block, done);
     s.uncork();
@@ -216,6 +262,7 @@ export class PeerWire {
     if (this.destroyed) return;
     this.destroyed = true;
     this.parser.stop();
+    this.flushHaves(); // drops them: destroyed
     if (this.timer !== null) {
       clearInterval(this.timer);
       this.timer = null;
@@ -230,7 +277,14 @@ export class PeerWire {
   private send(buf: Buffer): boolean {
     if (this.destroyed) return false;
     this.bytesSent += buf.length;
-    return this.socket.write(buf);
+    if (this.waitingHaves.length === 0) return this.socket.write(buf);
+    // Waiting HAVEs go first (they were sent first) and in the same write.
+    const s = this.socket;
+    s.cork();
+    this.flushHaves();
+    const ok = s.write(buf);
+    s.uncork();
+    return ok;
   }
 
   private needFast(what: string): void {

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { decode, encode } from '../../src/bencode/index.js';
 import { isShoalError } from '../../src/util/errors.js';
 import {
-  CHOKE, HAVE_ALL, HAVE_NONE, INTERESTED, KEEP_ALIVE, MessageId, MessageParser, NOT_INTERESTED, PeerWire, UNCHOKE,
+  CHOKE, HAVE_ALL, HAVE_DELAY_MS, HAVE_NONE, INTERESTED, KEEP_ALIVE, MessageId, MessageParser, NOT_INTERESTED, PeerWire, UNCHOKE,
   encodeBitfield, encodeBlockMessage, encodeExtended, encodeIndexMessage, encodePiece, encodePort, encodeRaw,
 } from '../../src/wire/index.js';
 import { RecordingHandler, socketPair, toJson } from '../helpers/wire-sockets.js';
@@ -324,10 +324,80 @@ test('PeerWire sends what handling one read produced in one write, not one write
     await asker.waitForLog(3);
     assert.deepEqual(asker.log, ['have 0', 'have 1', 'have 2']);
     assert.equal(writes, 1, 'the three replies left in one write');
-    // A reply sent outside any read (e.g. from a timer) still leaves at once.
-    wb.have(3);
+    // A message sent outside any read (e.g. from a timer) still leaves at once.
+    wb.interested();
     await asker.waitForLog(4);
+    assert.equal(asker.log[3], 'interested');
     assert.equal(writes, 2);
+  } finally {
+    wa.destroy();
+    wb.destroy();
+    destroy();
+  }
+});
+
+/** Counts the writes a socket makes (one per _write or _writev call: each is one trip to the kernel). */
+function countWrites(sock: object): () => number {
+  let writes = 0;
+  const s = sock as { _write: (...args: unknown[]) => unknown; _writev: (...args: unknown[]) => unknown };
+  const write1 = s._write.bind(sock);
+  const writev = s._writev.bind(sock);
+  s._write = (...args) => { writes++; return write1(...args); };
+  s._writev = (...args) => { writes++; return writev(...args); };
+  return () => writes;
+}
+
+test('HAVEs wait for the next message to the peer and leave with it, in order, in one write', async () => {
+  const { a, b, destroy } = await socketPair();
+  const rx = new RecordingHandler();
+  const wa = new PeerWire(a, rx, { fast: false, extended: false });
+  const wb = new PeerWire(b, new RecordingHandler(), { fast: false, extended: false });
+  const writes = countWrites(b);
+  try {
+    wb.have(7);
+    wb.have(9);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(writes(), 0, 'nothing written yet: the HAVEs wait for company');
+    wb.request(1, 0, 16384);
+    await rx.waitForLog(3);
+    assert.deepEqual(rx.log, ['have 7', 'have 9', 'request 1 0 16384']);
+    assert.equal(writes(), 1);
+    // A block carries them too.
+    wb.have(2);
+    wb.piece(1, 0, Buffer.alloc(16));
+    await rx.waitForLog(5);
+    assert.deepEqual(rx.log.slice(3), ['have 2', `piece 1 0 16 ${'00'.repeat(16)}`]);
+    assert.equal(writes(), 2);
+    assert.equal(wb.bytesSent, 2 * 9 + 17 + 9 + 13 + 16, 'every byte counted once');
+  } finally {
+    wa.destroy();
+    wb.destroy();
+    destroy();
+  }
+});
+
+test('HAVEs with no message to ride leave on their own, together, within HAVE_DELAY_MS; none after destroy', async () => {
+  const { a, b, destroy } = await socketPair();
+  const rx = new RecordingHandler();
+  const wa = new PeerWire(a, rx, { fast: false, extended: false });
+  const wb = new PeerWire(b, new RecordingHandler(), { fast: false, extended: false });
+  const writes = countWrites(b);
+  try {
+    const t0 = Date.now();
+    for (let i = 0; i < 5; i++) wb.have(i);
+    await rx.waitForLog(5);
+    assert.ok(Date.now() - t0 < HAVE_DELAY_MS + 2000, 'sent by the timer');
+    assert.deepEqual(rx.log, ['have 0', 'have 1', 'have 2', 'have 3', 'have 4']);
+    assert.equal(writes(), 1, 'five HAVEs, one write');
+    // Many at once (a bulk announcement) do not wait.
+    for (let i = 0; i < 64; i++) wb.have(100 + i);
+    await rx.waitForLog(69);
+    assert.equal(writes(), 2);
+    wb.have(500);
+    wb.destroy();
+    await new Promise((r) => setTimeout(r, HAVE_DELAY_MS + 100));
+    assert.equal(writes(), 2, 'a destroyed wire sends nothing');
+    assert.ok(!rx.log.includes('have 500'));
   } finally {
     wa.destroy();
     wb.destroy();
