@@ -34,6 +34,25 @@ export interface RoleSpec {
   file?: string;
   /** Shoal only: turn initial seeding (piece-by-piece advertising by a lone seed) off. */
   noInitialSeeding?: boolean;
+  /** Shoal only: run the build in SHOAL_BENCH_ALT_DIST's checkout instead of this one (see altShoalRoot). */
+  alt?: boolean;
+}
+
+/**
+ * SHOAL_BENCH_ALT_DIST=DIR (a built checkout of another commit, e.g. a `git worktree`): the swarm runs every other
+ * Shoal downloader from DIR's build, and reports CPU per GiB each build handled in the same run. Two builds compared
+ * in one swarm see the same host, the same moment and the same peers, where two runs a minute apart on this shared
+ * machine differ by ±10 %. For changes to what one process costs (not for changes in what peers send each other,
+ * whose effect lands on both halves).
+ */
+export function altShoalRoot(): string | undefined {
+  const dir = process.env['SHOAL_BENCH_ALT_DIST'];
+  if (dir === undefined || dir === '') return undefined;
+  const root = resolve(dir);
+  if (!existsSync(join(root, 'dist/bench/engines/shoal-peer.js'))) {
+    throw new Error(`SHOAL_BENCH_ALT_DIST=${dir}: no dist/bench/engines/shoal-peer.js there (build that checkout first)`);
+  }
+  return root;
 }
 
 /**
@@ -64,7 +83,7 @@ function command(s: RoleSpec): [string, string[]] {
   if (s.strategy) common.push('--strategy', s.strategy);
   if (s.tracker) common.push('--tracker', s.tracker);
   switch (s.engine) {
-    case 'shoal': return [process.execPath, [...shoalProfileFlags(s), join(DIST_BENCH, 'engines/shoal-peer.js'), ...common, ...(s.noInitialSeeding ? ['--no-initial-seeding'] : [])]];
+    case 'shoal': return [process.execPath, [...shoalProfileFlags(s), join(s.alt ? join(altShoalRoot()!, 'dist/bench') : DIST_BENCH, 'engines/shoal-peer.js'), ...common, ...(s.noInitialSeeding ? ['--no-initial-seeding'] : [])]];
     case 'libtorrent': return ['/usr/bin/python3', [join(ROOT, 'bench/engines/lt_peer.py'), ...common, '--profile', 'tuned']];
     case 'libtorrent-default': return ['/usr/bin/python3', [join(ROOT, 'bench/engines/lt_peer.py'), ...common, '--profile', 'default']];
     case 'webtorrent': return [process.execPath, [join(WT_DIR, 'peer.mjs'), ...common]];

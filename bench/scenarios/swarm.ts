@@ -8,7 +8,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { infoHashOf, makeTorrent, parseRate, warmCache, writeRandomFile } from '../lib/data.js';
-import { startRole, type EngineName } from '../lib/engines.js';
+import { altShoalRoot, startRole, type EngineName } from '../lib/engines.js';
 import { createNet, hostIp, type Net } from '../lib/netns.js';
 import { startOrigin, type Origin } from '../lib/nginx.js';
 import { startOpentracker, type Tracker } from '../lib/opentracker.js';
@@ -79,6 +79,11 @@ export interface SwarmResult {
    */
   cpuSplitPerGiB?: { user: number; sys: number };
   /**
+   * With SHOAL_BENCH_ALT_DIST: CPU seconds per GiB handled (received + sent) by the downloaders running this build
+   * (even-numbered) and those running the other (odd-numbered), from the same run.
+   */
+  altSplit?: { altRoot: string; ours: BuildShare; alt: BuildShare };
+  /**
    * The same, over the middle half of the transfer only (from the moment the downloaders' hosts had received a
    * quarter of their bytes to three quarters): what each further byte costs, without start-up, JIT warm-up and the
    * tail. Null when the run was too short to sample; absent in older results.
@@ -140,6 +145,33 @@ async function waitForSeedAnnounce(tracker: Tracker, infoHash: string, who: stri
   throw new Error(`${who}: not announced to ${tracker.url} as a seeder within ${SEED_ANNOUNCE_TIMEOUT_MS / 1000} s (scrape: ${last ? `${last.complete} seeders, ${last.incomplete} leechers` : 'no answer'})`);
 }
 
+export interface BuildShare { downloaders: number; userPerGiB: number; sysPerGiB: number; gibHandled: number }
+
+/**
+ * CPU per GiB each half of an A/B swarm handled: a downloader receives the file and sends what its peers asked, so
+ * bytes received + sent is its work; the halves' totals are compared, not single processes.
+ */
+async function splitByBuild(leeches: Proc[], cpu: { user: number; sys: number }[], fileBytes: number, altRoot: string,
+  tag: string, log: (m: string) => void): Promise<{ altRoot: string; ours: BuildShare; alt: BuildShare }> {
+  const sent = await Promise.all(leeches.map((p) => p.request('stats').then((s) => (typeof s['uploaded'] === 'number' ? s['uploaded'] : NaN), () => NaN)));
+  const share = (odd: number): BuildShare => {
+    let user = 0, sys = 0, bytes = 0, n = 0;
+    leeches.forEach((_, i) => {
+      if (i % 2 !== odd) return;
+      user += cpu[i]!.user;
+      sys += cpu[i]!.sys;
+      bytes += fileBytes + sent[i]!;
+      n++;
+    });
+    const gib = bytes / GiB;
+    return { downloaders: n, userPerGiB: user / gib, sysPerGiB: sys / gib, gibHandled: gib };
+  };
+  const ours = share(0), alt = share(1);
+  const total = (b: BuildShare): number => b.userPerGiB + b.sysPerGiB;
+  log(`${tag} A/B in one swarm, CPU s per GiB handled (received + sent): this build ${total(ours).toFixed(2)} (user ${ours.userPerGiB.toFixed(2)}, kernel ${ours.sysPerGiB.toFixed(2)}; ${ours.downloaders} downloaders, ${ours.gibHandled.toFixed(2)} GiB), ${altRoot} ${total(alt).toFixed(2)} (user ${alt.userPerGiB.toFixed(2)}, kernel ${alt.sysPerGiB.toFixed(2)}; ${alt.downloaders}, ${alt.gibHandled.toFixed(2)} GiB): this ÷ that ${(total(ours) / total(alt)).toFixed(3)}`);
+  return { altRoot, ours, alt };
+}
+
 export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined): Promise<SwarmResult> {
   const rateBps = parseRate(o.rate);
   const floor = kumarRossFloor(o.size, o.peers, rateBps, rateBps);
@@ -158,6 +190,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     originCopies: null, spread: { first: NaN, median: NaN, p90: NaN, last: NaN }, cpuBusy: NaN, cpuShareOurs: NaN, saturated: false, contended: false,
   };
   const ownNet = !net;
+  const altRoot = o.engine === 'shoal' ? altShoalRoot() : undefined;
   const procs: Proc[] = [];
   const leechDirs: string[] = [];
   let nginx: Origin | undefined;
@@ -190,7 +223,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
       await rm(dir, { recursive: true, force: true });
       await mkdir(dir, { recursive: true });
       leechDirs.push(dir);
-      const p = startRole({ ...common, engine: o.engine, role: 'leech', dir, host: h.ip, netns: h.ns }, `${tag} leech ${i}`);
+      const p = startRole({ ...common, engine: o.engine, role: 'leech', dir, host: h.ip, netns: h.ns, alt: altRoot !== undefined && i % 2 === 1 }, `${tag} leech ${i}`);
       procs.push(p);
       leeches.push(p);
     }
@@ -241,6 +274,7 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
       cpuSeconds: { seed: seed ? used[0]! : null, downloaderMean: leechCpu, total: cpuOurs }, cpuPerGiB, cpuSplitPerGiB,
       middleCpuPerGiB, peakAnonMiB,
     };
+    if (altRoot !== undefined) r.altSplit = await splitByBuild(leeches, split.slice(seed ? 1 : 0), o.size, altRoot, tag, o.log);
     o.log(`${tag} last ${last.toFixed(2)} s = ${r.ratioToFloor.toFixed(2)}× floor (${floor.toFixed(2)} s; ${r.ratioToEffectiveFloor.toFixed(2)}× tbf-effective floor), origin copies ${r.originCopies?.toFixed(2) ?? '–'}, CPU ours ${(r.cpuShareOurs * 100).toFixed(0)}%${r.saturated ? ' (SATURATED)' : ''}, machine busy ${(busy * 100).toFixed(0)}%${r.contended && !r.saturated ? ' (shared with other work)' : ''}; CPU s ${seed ? `seed ${used[0]!.toFixed(1)}, ` : ''}mean downloader ${leechCpu.toFixed(1)}, ${cpuPerGiB.toFixed(2)} s per GiB moved (user ${cpuSplitPerGiB.user.toFixed(2)}, kernel ${cpuSplitPerGiB.sys.toFixed(2)})${middleCpuPerGiB ? `, middle half ${middleCpuPerGiB.total.toFixed(2)} (user ${middleCpuPerGiB.user.toFixed(2)})` : ''}; peak anon MiB ${seed ? `seed ${peakAnonMiB.seed!.toFixed(0)}, ` : ''}downloaders median ${peakAnonMiB.downloaderMedian.toFixed(0)}, max ${peakAnonMiB.downloaderMax.toFixed(0)}`);
     return r;
   } catch (err) {
