@@ -201,6 +201,8 @@ export class PeerConnection implements ExtensionConnection {
   get extended(): boolean { return this.handshake.extended; }
   get needsDrain(): boolean { return this.wire.needsDrain; }
   get writeBacklog(): number { return this.wire.writeBacklog; }
+  /** HAVEs waiting to ride with our next message to this peer (see PeerWire.have). */
+  get waitingHaves(): number { return this.wire.waitingHaveCount; }
   get bytesReceived(): number { return this.wire.bytesReceived; }
   get bytesSent(): number { return this.wire.bytesSent; }
 

@@ -10,7 +10,6 @@ import { MessageParser } from './parser.js';
 import { isVolatile, readFrom, resumeReading } from './socket-reader.js';
 import { MessageId, type WireHandler } from './types.js';
 
-/** Any byte stream: a TCP socket today, a uTP stream later. Socket extras are used when present. */
 /**
  * A HAVE waits up to this long for another message to the same peer to ride with. Pieces complete on another
  * peer's read, so each HAVE would otherwise be a 9-byte write of its own here (a syscall) and a wake-up of its own at
@@ -21,6 +20,7 @@ export const HAVE_DELAY_MS = 250;
 /** Past this many waiting HAVEs they go out at once (a bulk announcement, or pieces completing very fast). */
 const MAX_WAITING_HAVES = 64;
 
+/** Any byte stream: a TCP socket today, a uTP stream later. Socket extras are used when present. */
 export type Transport = Duplex & { setNoDelay?(noDelay?: boolean): unknown; remoteAddress?: string; remotePort?: number };
 
 export interface PeerWireOptions {
@@ -63,9 +63,10 @@ export class PeerWire {
   private destroyed = false;
   private timer: NodeJS.Timeout | null = null;
   private readonly detachReader: () => void;
-  // Timestamps are only taken in the periodic check: per-message work is just the byte counters.
+  /** Pieces announced but not yet written (see have()); haveTimer sends them if no other message does first. */
   private readonly waitingHaves: number[] = [];
   private haveTimer: NodeJS.Timeout | null = null;
+  // Timestamps are only taken in the periodic check: per-message work is just the byte counters.
   private checkedReceived = -1;
   private checkedSent = -1;
   private lastReceiveAt = 0;
@@ -143,6 +144,8 @@ export class PeerWire {
   /** Bytes written but not yet taken by the kernel. */
   get writeBacklog(): number { return this.socket.writableLength; }
   get isDestroyed(): boolean { return this.destroyed; }
+  /** HAVEs announced and not yet written (diagnostics and tests). */
+  get waitingHaveCount(): number { return this.waitingHaves.length; }
 
   cork(): void { this.socket.cork(); }
   uncork(): void { this.socket.uncork(); }
@@ -262,7 +265,7 @@ export class PeerWire {
     if (this.destroyed) return;
     this.destroyed = true;
     this.parser.stop();
-    this.flushHaves(); // drops them: destroyed
+    this.flushHaves(); // destroyed: clears the timer and drops what waits
     if (this.timer !== null) {
       clearInterval(this.timer);
       this.timer = null;

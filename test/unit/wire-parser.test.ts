@@ -389,9 +389,18 @@ test('HAVEs with no message to ride leave on their own, together, after HAVE_DEL
   for (let i = 0; i < 64; i++) wb.have(100 + i);
   await rx.waitForLog(69);
   assert.equal(writes(), 2);
+  // flushHaves() sends what waits now, without the timer.
+  wb.have(200);
+  wb.have(201);
+  assert.equal(wb.waitingHaveCount, 2);
+  wb.flushHaves();
+  assert.equal(wb.waitingHaveCount, 0);
+  await rx.waitForLog(71);
+  assert.deepEqual(rx.log.slice(69), ['have 200', 'have 201']);
+  assert.equal(writes(), 3);
   wb.have(500);
   wb.destroy();
   await new Promise((r) => setTimeout(r, HAVE_DELAY_MS + 100));
-  assert.equal(writes(), 2, 'a destroyed wire sends nothing');
+  assert.equal(writes(), 3, 'a destroyed wire sends nothing');
   assert.ok(!rx.log.includes('have 500'));
 }));
