@@ -96,7 +96,8 @@ async function usableEngines(notes: string[], inSwarm = false): Promise<EngineNa
   const ok: EngineName[] = [];
   for (const e of engines) {
     if (e === 'node-floor' && !inSwarm) { notes.push('Node floor skipped: it runs only in the swarm scenario'); continue; }
-    if (e === 'shoal' && !existsSync(join(ROOT, 'dist/src/index.js'))) { notes.push('Shoal skipped: dist/src/index.js is missing (engine not built)'); continue; }
+    if (e === 'shoal-warm' && !inSwarm) { notes.push('Shoal, warm process skipped: it runs only in the swarm scenario'); continue; }
+    if ((e === 'shoal' || e === 'shoal-warm') && !existsSync(join(ROOT, 'dist/src/index.js'))) { notes.push('Shoal skipped: dist/src/index.js is missing (engine not built)'); continue; }
     if (e === 'webtorrent') {
       try { await ensureWebTorrent(log); } catch (err) { notes.push(`WebTorrent skipped: install failed: ${(err as Error).message.split('\n')[0]}`); continue; }
     }

@@ -10,12 +10,20 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 export const DIST_BENCH = join(ROOT, 'dist/bench');
 const WT_DIR = join(ROOT, 'bench/engines/webtorrent');
 
-export type EngineName = 'shoal' | 'libtorrent' | 'libtorrent-default' | 'webtorrent' | 'aria2' | 'http' | 'node-floor';
+export type EngineName = 'shoal' | 'shoal-warm' | 'libtorrent' | 'libtorrent-default' | 'webtorrent' | 'aria2' | 'http' | 'node-floor';
 /**
  * 'node-floor' is not an engine: it moves the swarm's bytes with nothing but Node's sockets, SHA-1 and file writes
  * (bench/engines/node-floor.ts), so a run beside Shoal shows how much of Shoal's CPU is Node itself. Swarm, mesh only.
  */
-export const ALL_ENGINES: EngineName[] = ['shoal', 'libtorrent', 'libtorrent-default', 'webtorrent', 'aria2', 'http', 'node-floor'];
+export const ALL_ENGINES: EngineName[] = ['shoal', 'shoal-warm', 'libtorrent', 'libtorrent-default', 'webtorrent', 'aria2', 'http', 'node-floor'];
+/**
+ * 'shoal-warm' is Shoal in processes that have already moved data: before reporting ready, each runs a transfer to
+ * itself over 127.0.0.1 (WARM_UP_BYTES, see `--warm-up` in engines/shoal-peer.ts), so V8 has compiled and optimized
+ * the engine by the time the measured transfer starts, as in a long-running agent after its first rollout. CPU is
+ * counted from 'ready', and loopback traffic is not counted, so the warm-up is in neither figure. Swarm only, not
+ * in the default list: beside 'shoal' it shows what a fresh process's compiling costs per GiB.
+ */
+export const WARM_UP_BYTES = 128 * 1024 * 1024;
 
 export interface RoleSpec {
   engine: EngineName;
@@ -83,7 +91,10 @@ function command(s: RoleSpec): [string, string[]] {
   if (s.strategy) common.push('--strategy', s.strategy);
   if (s.tracker) common.push('--tracker', s.tracker);
   switch (s.engine) {
-    case 'shoal': return [process.execPath, [...shoalProfileFlags(s), join(s.alt ? join(altShoalRoot()!, 'dist/bench') : DIST_BENCH, 'engines/shoal-peer.js'), ...common, ...(s.noInitialSeeding ? ['--no-initial-seeding'] : [])]];
+    case 'shoal': case 'shoal-warm': return [process.execPath, [
+      ...shoalProfileFlags(s), join(s.alt ? join(altShoalRoot()!, 'dist/bench') : DIST_BENCH, 'engines/shoal-peer.js'), ...common,
+      ...(s.noInitialSeeding ? ['--no-initial-seeding'] : []), ...(s.engine === 'shoal-warm' ? ['--warm-up', String(WARM_UP_BYTES)] : []),
+    ]];
     case 'libtorrent': return ['/usr/bin/python3', [join(ROOT, 'bench/engines/lt_peer.py'), ...common, '--profile', 'tuned']];
     case 'libtorrent-default': return ['/usr/bin/python3', [join(ROOT, 'bench/engines/lt_peer.py'), ...common, '--profile', 'default']];
     case 'webtorrent': return [process.execPath, [join(WT_DIR, 'peer.mjs'), ...common]];
@@ -108,5 +119,5 @@ export async function ensureWebTorrent(log: (m: string) => void): Promise<void> 
 }
 
 export function displayName(e: EngineName): string {
-  return e === 'libtorrent-default' ? 'libtorrent (defaults)' : e === 'http' ? 'HTTP' : e === 'libtorrent' ? 'libtorrent' : e === 'webtorrent' ? 'WebTorrent' : e === 'aria2' ? 'aria2' : e === 'node-floor' ? 'Node floor (no BitTorrent)' : 'Shoal';
+  return e === 'libtorrent-default' ? 'libtorrent (defaults)' : e === 'http' ? 'HTTP' : e === 'libtorrent' ? 'libtorrent' : e === 'webtorrent' ? 'WebTorrent' : e === 'aria2' ? 'aria2' : e === 'node-floor' ? 'Node floor (no BitTorrent)' : e === 'shoal-warm' ? 'Shoal, warm process' : 'Shoal';
 }

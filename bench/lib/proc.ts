@@ -107,6 +107,12 @@ export class Proc {
     }
   }
 
+  /** Forget the anonymous-memory peak so far, e.g. a warm-up before 'ready' that is not part of the work measured. */
+  resetPeakAnon(): void {
+    this.peakAnonKiB = 0;
+    this.sample();
+  }
+
   sample(): void {
     const s = statusKiB(this.measuredPid);
     if (!s) return;

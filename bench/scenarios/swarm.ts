@@ -229,6 +229,8 @@ export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined
     }
     await Promise.all(leeches.map((p) => p.waitFor('ready', 120_000)));
 
+    // A warm process's warm-up (before 'ready') is no more part of the measured work than its start-up.
+    if (o.engine === 'shoal-warm') for (const p of procs) p.resetPeakAnon();
     const cpu0 = procs.map((p) => p.cpuSplit());
     const sys0 = cpuTimes();
     const meter = new TransferMeter(procs, leeches);

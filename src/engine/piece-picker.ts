@@ -1,5 +1,6 @@
 import type { Bitfield } from '../util/bitfield.js';
 
+
 /*
  * Piece picker: decides which 16 KiB blocks to request from which peer.
  *
@@ -44,6 +45,9 @@ import type { Bitfield } from '../util/bitfield.js';
  * For a peer that is not a seed, bucket 0 is skipped: the peer's own announcement would have lifted any
  * piece it has to >= 1 (so callers must report every peer's bitfield/haves, or call it a seed).
  */
+
+/** Above any availability (a count of peers): a small integer, so comparisons with counts stay integer compares. */
+const NO_AVAILABILITY_YET = 0x3fffffff;
 
 export type PeerKey = object;
 
@@ -201,7 +205,9 @@ export class PiecePicker {
 
   // ---- state queries ----
 
-  get inEndgame(): boolean { return this.missing > 0 && this.queued === 0 && this.freeWanted === 0; }
+  // Every field is read on every call (no short-circuit): a branch first taken at the endgame would throw away the
+  // optimized per-block code that inlines this (bench/PROFILE.md, sixth session). Both counts are ≥ 0.
+  get inEndgame(): boolean { return this.missing > 0 && (this.queued | this.freeWanted) === 0; }
   missingCount(): number { return this.missing; }
   hasPiece(index: number): boolean { return this.pstate[index] === HAVE; }
   haveCount(): number { return this.have.count; }
@@ -614,7 +620,7 @@ export class PiecePicker {
   }
 
   private rarestFromPeerBits(bits: Bitfield): number {
-    let best = -1, bestAvail = Infinity, ties = 0;
+    let best = -1, bestAvail = NO_AVAILABILITY_YET, ties = 0;
     const buf = bits.buffer;
     for (let byte = 0; byte < buf.length; byte++) {
       const v = buf[byte]!;
@@ -643,7 +649,7 @@ export class PiecePicker {
   }
 
   private chooseAllowed(bits: Bitfield | null, allowed: ReadonlySet<number>): number {
-    let best = -1, bestAvail = Infinity, ties = 0;
+    let best = -1, bestAvail = NO_AVAILABILITY_YET, ties = 0;
     for (const i of allowed) {
       if (this.pstate[i] !== QUEUED || (bits !== null && !bits.get(i))) continue;
       const a = this.avail[i]!;

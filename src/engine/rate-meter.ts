@@ -53,22 +53,26 @@ export class RateMeter {
     this.headSlot = -1;
   }
 
+  /**
+   * One loop whatever the gap: no branch that runs only after an idle spell. Optimized code that inlines this
+   * (the per-block handlers do) is thrown away the first time it meets a branch it never saw run, and at swarm
+   * rates it takes V8 many seconds to optimize it again (bench/PROFILE.md, sixth session).
+   */
   private advance(now: number): void {
     const slot = Math.floor(now / this.bucketMs);
     if (slot <= this.headSlot) return;
-    const n = this.buckets.length;
-    if (slot - this.headSlot >= n) {
-      this.buckets.fill(0);
-      this.sum = 0;
-    } else {
-      for (let s = this.headSlot + 1; s <= slot; s++) {
-        const i = s % n;
-        this.sum -= this.buckets[i]!;
-        this.buckets[i] = 0;
-      }
-      // Float drift from repeated add/subtract must never leave a phantom rate behind.
-      if (this.sum < 1e-6) this.sum = 0;
+    const buckets = this.buckets;
+    const n = buckets.length;
+    const steps = Math.min(slot - this.headSlot, n);
+    let sum = this.sum;
+    for (let s = slot - steps + 1; s <= slot; s++) {
+      const i = s % n;
+      sum -= buckets[i]!;
+      buckets[i] = 0;
     }
+    // Float drift from repeated add/subtract must never leave a phantom rate behind (and a gap longer than the
+    // window has cleared every bucket, so the sum is zero up to that drift).
+    this.sum = sum < 1e-6 ? 0 : sum;
     this.headSlot = slot;
   }
 }
