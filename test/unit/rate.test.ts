@@ -38,6 +38,27 @@ test('RateMeter: old data leaves the window', () => {
   assert.equal(m.rate(60_125), 250 * 1000 / 4875);
 });
 
+test('RateMeter: matches a sum over the window whatever the gaps between samples', () => {
+  const windowMs = 1000, bucketMs = 100, n = windowMs / bucketMs;
+  const m = new RateMeter(windowMs, bucketMs);
+  const samples: { slot: number; bytes: number }[] = [];
+  let seed = 7, t = 0, start = -1;
+  const next = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (let i = 0; i < 2000; i++) {
+    // Mostly short gaps, sometimes longer than the whole window.
+    t += next() < 0.05 ? Math.floor(next() * 3 * windowMs) : Math.floor(next() * 60);
+    const bytes = 1 + Math.floor(next() * 16384);
+    m.add(bytes, t);
+    if (start < 0) start = t;
+    samples.push({ slot: Math.floor(t / bucketMs), bytes });
+    const head = Math.floor(t / bucketMs);
+    const inWindow = samples.reduce((a, x) => a + (x.slot > head - n ? x.bytes : 0), 0);
+    const span = Math.max(bucketMs, Math.min((n - 1) * bucketMs + (t - head * bucketMs), t - start));
+    const expected = (inWindow * 1000) / span;
+    assert.ok(Math.abs(m.rate(t) - expected) <= expected * 1e-9, `at ${t}: ${m.rate(t)} against ${expected}`);
+  }
+});
+
 test('RateMeter: a clock stepping backwards neither throws nor loses bytes', () => {
   const m = new RateMeter(1000, 100);
   m.add(100, 5000);
