@@ -630,8 +630,9 @@ export class PiecePicker {
         const i = byte * 8 + k;
         if (this.pstate[i] !== QUEUED) continue;
         const a = this.avail[i]!;
+        const tie = a === bestAvail; // compared every time, so its first use is not a deopt (PROFILE.md, sixth session)
         if (a < bestAvail) { best = i; bestAvail = a; ties = 1; }
-        else if (a === bestAvail && this.random() * ++ties < 1) best = i;   // reservoir sampling
+        else if (tie && this.random() * ++ties < 1) best = i;   // reservoir sampling
       }
     }
     return best;
@@ -653,8 +654,9 @@ export class PiecePicker {
     for (const i of allowed) {
       if (this.pstate[i] !== QUEUED || (bits !== null && !bits.get(i))) continue;
       const a = this.avail[i]!;
+      const tie = a === bestAvail;
       if (a < bestAvail) { best = i; bestAvail = a; ties = 1; }
-      else if (a === bestAvail && this.random() * ++ties < 1) best = i;
+      else if (tie && this.random() * ++ties < 1) best = i;
     }
     return best;
   }
