@@ -119,7 +119,7 @@ export function readHandshake(socket: net.Socket, timeoutMs: number): Promise<{ 
     const timer = setTimeout(
       () => fail(new ShoalError('ETIMEOUT', `peer ${where} sent no handshake within ${timeoutMs} ms`)), timeoutMs);
 
-    detach = readFrom(socket, onData);
+    detach = readFrom(socket, { onRead: (buf, length) => onData(length === buf.length ? buf : buf.subarray(0, length)) });
     socket.on('end', onEnd);
     socket.on('close', onEnd);
     socket.on('error', onError);

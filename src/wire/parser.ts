@@ -119,13 +119,13 @@ export class MessageParser {
   }
 
   /**
-   * Parse a chunk. Protocol errors stop the parser and go to opts.onError (or are thrown without one);
-   * an exception thrown by a handler method stops the parser and propagates.
+   * Parse bytes 0..end of a chunk (all of it by default). Protocol errors stop the parser and go to opts.onError (or
+   * are thrown without one); an exception thrown by a handler method stops the parser and propagates.
    */
-  push(chunk: Buffer): void {
+  push(chunk: Buffer, end: number = chunk.length): void {
     if (this.stopped) return;
     try {
-      this.consume(chunk);
+      this.consume(chunk, end);
     } catch (err) {
       this.stop();
       if (err === this.protocolError && this.onError) this.onError(err as ShoalError);
@@ -133,8 +133,7 @@ export class MessageParser {
     }
   }
 
-  private consume(chunk: Buffer): void {
-    const end = chunk.length;
+  private consume(chunk: Buffer, end: number): void {
     let pos = 0;
     while (pos < end) {
       if (this.state === S_PIECE) {

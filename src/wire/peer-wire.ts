@@ -7,7 +7,7 @@ import {
 } from './encode.js';
 import { formatAddress } from './handshake.js';
 import { MessageParser } from './parser.js';
-import { isVolatile, readFrom, resumeReading } from './socket-reader.js';
+import { isVolatile, readFrom, resumeReading, type ReadSink } from './socket-reader.js';
 import { MessageId, type WireHandler } from './types.js';
 
 /**
@@ -43,7 +43,7 @@ export interface PeerWireOptions {
  * Send methods are no-ops after destroy(). Protocol violations, socket errors, close and idle timeout all end
  * in destroy(), which calls handler.onClose exactly once.
  */
-export class PeerWire {
+export class PeerWire implements ReadSink {
   /** All bytes received / sent on this wire after the handshake, protocol overhead included. */
   bytesReceived = 0;
   bytesSent = 0;
@@ -72,23 +72,6 @@ export class PeerWire {
   private lastReceiveAt = 0;
   private lastSendAt = 0;
 
-  /**
-   * Whatever handling one read makes us send to this peer (pieces for its requests, our next requests, haves) leaves
-   * in one write at the end of the read instead of one write per message handled: on a real network a read often
-   * carries a block and a request or two, and each write is a syscall and a trip through the TCP stack.
-   */
-  private readonly onData = (chunk: Buffer): void => {
-    this.bytesReceived += chunk.length;
-    const socket = this.socket;
-    socket.cork();
-    try {
-      this.parser.push(chunk);
-    } catch (err) {
-      this.destroy(err as Error);
-    } finally {
-      socket.uncork();
-    }
-  };
   private readonly onSocketError = (err: Error): void => {
     this.destroy(new ShoalError('EWIRE', `connection to peer ${this.where} failed: ${err.message}`, { cause: err }));
   };
@@ -120,7 +103,7 @@ export class PeerWire {
     socket.on('close', this.onSocketClose);
     socket.on('end', this.onSocketClose);
     socket.on('drain', this.onSocketDrain);
-    this.detachReader = readFrom(socket, this.onData);
+    this.detachReader = readFrom(socket, this);
 
     const now = Date.now();
     this.lastReceiveAt = now;
@@ -134,7 +117,7 @@ export class PeerWire {
     const rest = opts.rest;
     process.nextTick(() => {
       if (this.destroyed) return;
-      if (rest !== undefined && rest.length > 0) this.onData(rest);
+      if (rest !== undefined && rest.length > 0) this.onRead(rest, rest.length);
       if (!this.destroyed) resumeReading(socket);
     });
     if (socket.destroyed) process.nextTick(() => this.destroy());
@@ -146,6 +129,25 @@ export class PeerWire {
   get isDestroyed(): boolean { return this.destroyed; }
   /** HAVEs announced and not yet written (diagnostics and tests). */
   get waitingHaveCount(): number { return this.waitingHaves.length; }
+
+  /**
+   * Bytes 0..length of `buf` arrived (the socket reader calls this; see ReadSink). Whatever handling one read makes us
+   * send to this peer (pieces for its requests, our next requests, haves) leaves in one write at the end of the read
+   * instead of one write per message handled: on a real network a read often carries a block and a request or two,
+   * and each write is a syscall and a trip through the TCP stack.
+   */
+  onRead(buf: Buffer, length: number): void {
+    this.bytesReceived += length;
+    const socket = this.socket;
+    socket.cork();
+    try {
+      this.parser.push(buf, length);
+    } catch (err) {
+      this.destroy(err as Error);
+    } finally {
+      socket.uncork();
+    }
+  }
 
   cork(): void { this.socket.cork(); }
   uncork(): void { this.socket.uncork(); }

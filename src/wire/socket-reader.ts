@@ -18,8 +18,18 @@ import type { Duplex } from 'node:stream';
 const READ_BUFFER_BYTES = 256 * 1024;
 let shared: Buffer | null = null;
 
+/**
+ * Where a socket's bytes go: `onRead(buf, length)` gets bytes 0..length of `buf`, so no view is made per read. An
+ * object with a method rather than a callback: every connection's reads then run one function, with one set of type
+ * feedback, instead of a closure per connection (closures made before their maker has feedback of its own get
+ * feedback of their own, and are optimized separately).
+ */
+export interface ReadSink {
+  onRead(buf: Buffer, length: number): void;
+}
+
 interface VolatileState {
-  sink: ((chunk: Buffer) => void) | null;
+  sink: ReadSink | null;
   /** Chunks that arrived with no reader attached (copied; the socket was paused right after). */
   pending: Buffer[];
 }
@@ -30,24 +40,26 @@ function sharedBuffer(): Buffer {
   return (shared ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
 }
 
-/** The `onread` callback of a socket reading into the shared buffer: returning false pauses the socket. */
-function volatileReader(state: VolatileState): (n: number, buf: Uint8Array) => boolean {
-  return (n, buf) => {
-    const chunk = (buf as Buffer).subarray(0, n);
-    if (state.sink !== null) {
-      state.sink(chunk);
-      return true;
-    }
-    state.pending.push(Buffer.from(chunk));
-    return false; // pauses the socket until a reader attaches
-  };
+/**
+ * The `onread` callback of every socket reading into the shared buffer (Node calls it with the socket as `this`):
+ * one function for all of them (see ReadSink). Returning false pauses the socket.
+ */
+function onVolatileRead(this: Duplex, n: number, buf: Uint8Array): boolean {
+  const state = volatileSockets.get(this);
+  if (state === undefined) return false;
+  const sink = state.sink;
+  if (sink !== null) {
+    sink.onRead(buf as Buffer, n);
+    return true;
+  }
+  state.pending.push(Buffer.from(buf.subarray(0, n)));
+  return false; // pauses the socket until a reader attaches
 }
 
 /** `net.connect` whose reads go into the shared buffer; read it with `readFrom`. */
 export function connectReusingBuffer(opts: net.NetConnectOpts): net.Socket {
-  const state: VolatileState = { sink: null, pending: [] };
-  const socket = net.connect({ ...opts, onread: { buffer: sharedBuffer(), callback: volatileReader(state) } } as net.NetConnectOpts);
-  volatileSockets.set(socket, state);
+  const socket = net.connect({ ...opts, onread: { buffer: sharedBuffer(), callback: onVolatileRead } } as net.NetConnectOpts);
+  volatileSockets.set(socket, { sink: null, pending: [] });
   return socket;
 }
 
@@ -81,13 +93,12 @@ export function reuseBufferOnAccepted(socket: net.Socket): boolean {
   const handle = (socket as unknown as { _handle?: { useUserBuffer?: (buf: Uint8Array) => void } | null })._handle;
   if (onreadSlots === null || typeof handle?.useUserBuffer !== 'function') return false;
   if (socket.readableFlowing === true || socket.readableLength > 0 || volatileSockets.has(socket)) return false;
-  const state: VolatileState = { sink: null, pending: [] };
   const buffer = sharedBuffer();
   const slots = socket as unknown as Record<symbol, unknown>;
   slots[onreadSlots.buffer] = buffer;
-  slots[onreadSlots.callback] = volatileReader(state);
+  slots[onreadSlots.callback] = onVolatileRead;
   handle.useUserBuffer(buffer);
-  volatileSockets.set(socket, state);
+  volatileSockets.set(socket, { sink: null, pending: [] });
   return true;
 }
 
@@ -97,18 +108,19 @@ export function isVolatile(socket: Duplex): boolean {
 }
 
 /**
- * Delivers the socket's bytes to `onChunk` in order. For a volatile socket `onChunk` must copy whatever it keeps.
+ * Delivers the socket's bytes to `sink` in order. For a volatile socket the sink must copy whatever it keeps.
  * Neither resumes the socket nor delivers bytes that arrived while nobody was reading: `resumeReading` does both.
  * Returns a function that detaches the reader.
  */
-export function readFrom(socket: Duplex, onChunk: (chunk: Buffer) => void): () => void {
+export function readFrom(socket: Duplex, sink: ReadSink): () => void {
   const state = volatileSockets.get(socket);
   if (state === undefined) {
+    const onChunk = (chunk: Buffer): void => sink.onRead(chunk, chunk.length);
     socket.on('data', onChunk);
     return () => { socket.off('data', onChunk); };
   }
-  state.sink = onChunk;
-  return () => { if (state.sink === onChunk) state.sink = null; };
+  state.sink = sink;
+  return () => { if (state.sink === sink) state.sink = null; };
 }
 
 /** Hands the attached reader what arrived while nobody was reading, then lets the socket flow. */
@@ -116,7 +128,10 @@ export function resumeReading(socket: Duplex): void {
   const state = volatileSockets.get(socket);
   if (state !== undefined) {
     // Bounded by the chunks already queued; a reader that detaches midway leaves the rest for the next one.
-    while (state.pending.length > 0 && state.sink !== null && !socket.destroyed) state.sink(state.pending.shift()!);
+    while (state.pending.length > 0 && state.sink !== null && !socket.destroyed) {
+      const chunk = state.pending.shift()!;
+      state.sink.onRead(chunk, chunk.length);
+    }
     if (state.sink === null) return;
   }
   socket.resume();

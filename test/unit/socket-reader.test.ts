@@ -5,11 +5,16 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { connectReusingBuffer, isVolatile, readFrom, resumeReading, reuseBufferOnAccepted } from '../../src/wire/socket-reader.js';
+import { connectReusingBuffer, isVolatile, readFrom, resumeReading, reuseBufferOnAccepted, type ReadSink } from '../../src/wire/socket-reader.js';
 import { MessageParser } from '../../src/wire/parser.js';
 import { encodeExtended } from '../../src/wire/encode.js';
 import { pseudoRandom } from '../helpers/make-meta.js';
 import type { WireHandler } from '../../src/wire/types.js';
+
+/** A reader that hands on exactly the bytes delivered (0..length of the buffer). */
+function sink(onChunk: (chunk: Buffer) => void): ReadSink {
+  return { onRead: (buf, length) => onChunk(buf.subarray(0, length)) };
+}
 
 async function server(onSocket: (s: net.Socket) => void, opts: net.ServerOpts = {}): Promise<{ port: number; srv: net.Server; close(): Promise<void> }> {
   const srv = net.createServer(opts, onSocket);
@@ -28,7 +33,7 @@ test('bytes sent before a reader attaches are delivered first, in order, then th
     // Let the first bytes arrive with nobody reading: they are copied aside and the socket pauses.
     await new Promise((r) => setTimeout(r, 100));
     const got: Buffer[] = [];
-    readFrom(sock, (chunk) => got.push(Buffer.from(chunk)));
+    readFrom(sock, sink((chunk) => got.push(Buffer.from(chunk))));
     resumeReading(sock);
     await once(sock, 'end');
     sock.destroy();
@@ -44,16 +49,16 @@ test('a reader that detaches midway leaves the rest for the next reader', { time
   try {
     const sock = connectReusingBuffer({ host: '127.0.0.1', port: srv.port });
     const first: Buffer[] = [];
-    const detach = readFrom(sock, (chunk) => {
+    const detach = readFrom(sock, sink((chunk) => {
       first.push(Buffer.from(chunk));
       detach();
       sock.pause();
-    });
+    }));
     resumeReading(sock);
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(first.length, 1);
     const rest: Buffer[] = [];
-    readFrom(sock, (chunk) => rest.push(Buffer.from(chunk)));
+    readFrom(sock, sink((chunk) => rest.push(Buffer.from(chunk))));
     resumeReading(sock);
     await once(sock, 'end');
     sock.destroy();
@@ -88,7 +93,7 @@ test('accepted sockets left alone are not volatile and read through data events'
     assert.ok(accepted);
     assert.equal(isVolatile(accepted), false);
     const got: Buffer[] = [];
-    readFrom(accepted, (c) => got.push(c));
+    readFrom(accepted, sink((c) => got.push(c)));
     resumeReading(accepted);
     await once(accepted, 'end');
     assert.equal(Buffer.concat(got).toString(), 'hello');
@@ -115,12 +120,12 @@ test('an accepted socket switched to the shared buffer delivers every byte in or
     assert.equal(isVolatile(accepted), true);
     // A first reader takes one chunk and leaves; the bytes that arrive meanwhile wait for the next reader.
     const first: Buffer[] = [];
-    const detach = readFrom(accepted, (c) => { first.push(Buffer.from(c)); detach(); accepted!.pause(); });
+    const detach = readFrom(accepted, sink((c) => { first.push(Buffer.from(c)); detach(); accepted!.pause(); }));
     resumeReading(accepted);
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(first.length, 1);
     const rest: Buffer[] = [];
-    readFrom(accepted, (c) => rest.push(Buffer.from(c)));
+    readFrom(accepted, sink((c) => rest.push(Buffer.from(c))));
     resumeReading(accepted);
     await once(accepted, 'end');
     assert.ok(Buffer.concat([...first, ...rest]).equals(data), 'every byte, in order');
@@ -142,6 +147,50 @@ test('a socket that is already flowing is not switched', { timeout: 10_000 }, as
     await new Promise((r) => setTimeout(r, 50));
     sock.destroy();
     assert.equal(result, false);
+  } finally {
+    await srv.close();
+  }
+});
+
+test('every socket on the shared buffer reads through one function, not a closure per socket', { timeout: 10_000 }, async () => {
+  const acceptedAll: net.Socket[] = [];
+  const srv = await server((s) => { acceptedAll.push(s); reuseBufferOnAccepted(s); }, { pauseOnConnect: true });
+  try {
+    const a = connectReusingBuffer({ host: '127.0.0.1', port: srv.port });
+    const b = connectReusingBuffer({ host: '127.0.0.1', port: srv.port });
+    await Promise.all([once(a, 'connect'), once(b, 'connect')]);
+    await new Promise((r) => setTimeout(r, 50));
+    const accepted = acceptedAll[0];
+    assert.ok(accepted && isVolatile(accepted));
+    // Node keeps the onread callback under a private symbol (socket-reader.ts finds it the same way).
+    const callbackOf = (s: net.Socket): unknown => {
+      const key = Object.getOwnPropertySymbols(s).find((k) => k.description === 'kBufferCb');
+      assert.ok(key, 'Node stores the onread callback on the socket');
+      return (s as unknown as Record<symbol, unknown>)[key];
+    };
+    assert.equal(typeof callbackOf(a), 'function');
+    assert.equal(callbackOf(a), callbackOf(b), 'two dialed sockets share the callback');
+    assert.equal(callbackOf(a), callbackOf(accepted), 'an accepted socket shares it too');
+    a.destroy();
+    b.destroy();
+    for (const s of acceptedAll) s.destroy();
+  } finally {
+    await srv.close();
+  }
+});
+
+test('a sink is handed only the bytes read, not the rest of the shared buffer', { timeout: 10_000 }, async () => {
+  const srv = await server((s) => { s.end(Buffer.from('abc')); });
+  try {
+    const sock = connectReusingBuffer({ host: '127.0.0.1', port: srv.port });
+    const lengths: number[] = [];
+    let bytes = '';
+    readFrom(sock, { onRead: (buf, length) => { lengths.push(length); bytes += buf.toString('latin1', 0, length); } });
+    resumeReading(sock);
+    await once(sock, 'end');
+    sock.destroy();
+    assert.equal(bytes, 'abc');
+    assert.ok(lengths.every((n) => n > 0));
   } finally {
     await srv.close();
   }
