@@ -44,9 +44,20 @@ export class DownloadSlot {
 }
 
 /** The uploader's per-connection state: only upload.ts writes it. */
+/**
+ * An empty array whose elements V8 already holds as any value. A fresh `[]` holds small integers until the first
+ * object goes in; optimized code that pushes into arrays of both kinds is thrown away when a new connection's array
+ * gets its first push (bench/PROFILE.md, sixth session).
+ */
+function emptyArrayOfObjects<T>(): T[] {
+  const a: unknown[] = [undefined];
+  a.pop();
+  return a as T[];
+}
+
 export class UploadSlot {
   /** Requests the peer sent us, in arrival order. */
-  readonly queue: IncomingRequest[] = [];
+  readonly queue: IncomingRequest[] = emptyArrayOfObjects();
   serving = false;
   /** Requests refused (choked, full queue, piece missing) since we last unchoked it: a flood detector. */
   refused = 0;
@@ -55,7 +66,7 @@ export class UploadSlot {
   bytes = 0;
   readonly meter = new RateMeter();
   /** Borrowed blocks handed to the transport, oldest first, until their writes complete (then released). */
-  readonly sent: Buffer[] = [];
+  readonly sent: Buffer[] = emptyArrayOfObjects();
   /** Releases the oldest sent block; made once per connection by the uploader, so a block costs no closure. */
   onBlockWritten: (() => void) | null = null;
 }
