@@ -177,7 +177,12 @@ export class PiecePicker {
 
   // ---- geometry ----
 
-  pieceSize(index: number): number { return index === this.pieceCount - 1 ? this.lastPieceLength : this.pieceLength; }
+  // Both lengths read every time: a load first made when the last piece is picked, mid-download, would throw away the
+  // optimized pick path (bench/PROFILE.md, sixth session).
+  pieceSize(index: number): number {
+    const last = this.lastPieceLength, normal = this.pieceLength;
+    return index === this.pieceCount - 1 ? last : normal;
+  }
   blocksIn(index: number): number { return Math.ceil(this.pieceSize(index) / this.blockSize); }
   blockLength(index: number, block: number): number {
     return Math.min(this.blockSize, this.pieceSize(index) - block * this.blockSize);
