@@ -82,7 +82,7 @@ export interface SwarmResult {
    * With SHOAL_BENCH_ALT_DIST: CPU seconds per GiB handled (received + sent) by the downloaders running this build
    * (even-numbered) and those running the other (odd-numbered), from the same run.
    */
-  altSplit?: { altRoot: string; ours: BuildShare; alt: BuildShare };
+  altSplit?: { altRoot: string; ours: BuildShare; alt: BuildShare; equalUpload: EqualUpload | null };
   /**
    * The same, over the middle half of the transfer only (from the moment the downloaders' hosts had received a
    * quarter of their bytes to three quarters): what each further byte costs, without start-up, JIT warm-up and the
@@ -148,11 +148,39 @@ async function waitForSeedAnnounce(tracker: Tracker, infoHash: string, who: stri
 export interface BuildShare { downloaders: number; userPerGiB: number; sysPerGiB: number; gibHandled: number }
 
 /**
+ * The halves compared at equal upload: every downloader receives the same file, but not every one sends as much, and
+ * a byte sent costs less than a byte received, so a half that happened to send more looks cheaper per GiB handled.
+ * Fit each downloader's CPU seconds as its half's intercept plus a slope (s per GiB sent) common to both halves, and
+ * compare the halves' fitted CPU at the mean upload of all downloaders.
+ */
+export interface EqualUpload { sentCostPerGiB: number; oursSeconds: number; altSeconds: number; ratio: number }
+
+export function compareAtEqualUpload(cpuSeconds: number[], sentGiB: number[]): EqualUpload | null {
+  const halves = [0, 1].map((odd) => cpuSeconds.map((c, i) => ({ c, s: sentGiB[i]! })).filter((_, i) => i % 2 === odd));
+  if (halves.some((h) => h.length < 2) || sentGiB.some((x) => !Number.isFinite(x))) return null;
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  let num = 0, den = 0;
+  const centres = halves.map((h) => ({ c: mean(h.map((x) => x.c)), s: mean(h.map((x) => x.s)) }));
+  halves.forEach((h, k) => {
+    for (const x of h) {
+      num += (x.s - centres[k]!.s) * (x.c - centres[k]!.c);
+      den += (x.s - centres[k]!.s) ** 2;
+    }
+  });
+  if (den === 0) return null;
+  const slope = num / den;
+  const at = mean(sentGiB);
+  const [ours, alt] = centres.map((m) => m.c + slope * (at - m.s)) as [number, number];
+  return { sentCostPerGiB: slope, oursSeconds: ours, altSeconds: alt, ratio: ours / alt };
+}
+
+/**
  * CPU per GiB each half of an A/B swarm handled: a downloader receives the file and sends what its peers asked, so
- * bytes received + sent is its work; the halves' totals are compared, not single processes.
+ * bytes received + sent is its work; the halves' totals are compared, not single processes. Also the halves at equal
+ * upload (see compareAtEqualUpload).
  */
 async function splitByBuild(leeches: Proc[], cpu: { user: number; sys: number }[], fileBytes: number, altRoot: string,
-  tag: string, log: (m: string) => void): Promise<{ altRoot: string; ours: BuildShare; alt: BuildShare }> {
+  tag: string, log: (m: string) => void): Promise<{ altRoot: string; ours: BuildShare; alt: BuildShare; equalUpload: EqualUpload | null }> {
   const sent = await Promise.all(leeches.map((p) => p.request('stats').then((s) => (typeof s['uploaded'] === 'number' ? s['uploaded'] : NaN), () => NaN)));
   const share = (odd: number): BuildShare => {
     let user = 0, sys = 0, bytes = 0, n = 0;
@@ -168,8 +196,11 @@ async function splitByBuild(leeches: Proc[], cpu: { user: number; sys: number }[
   };
   const ours = share(0), alt = share(1);
   const total = (b: BuildShare): number => b.userPerGiB + b.sysPerGiB;
-  log(`${tag} A/B in one swarm, CPU s per GiB handled (received + sent): this build ${total(ours).toFixed(2)} (user ${ours.userPerGiB.toFixed(2)}, kernel ${ours.sysPerGiB.toFixed(2)}; ${ours.downloaders} downloaders, ${ours.gibHandled.toFixed(2)} GiB), ${altRoot} ${total(alt).toFixed(2)} (user ${alt.userPerGiB.toFixed(2)}, kernel ${alt.sysPerGiB.toFixed(2)}; ${alt.downloaders}, ${alt.gibHandled.toFixed(2)} GiB): this ÷ that ${(total(ours) / total(alt)).toFixed(3)}`);
-  return { altRoot, ours, alt };
+  const equalUpload = compareAtEqualUpload(cpu.map((t) => t.user + t.sys), sent.map((b) => b / GiB));
+  const fitted = equalUpload === null ? 'not computable (a stats request failed)'
+    : `this ${equalUpload.oursSeconds.toFixed(2)} s, that ${equalUpload.altSeconds.toFixed(2)} s per downloader (a GiB sent costs ${equalUpload.sentCostPerGiB.toFixed(2)} s): this ÷ that ${equalUpload.ratio.toFixed(3)}`;
+  log(`${tag} A/B in one swarm, CPU s per GiB handled (received + sent): this build ${total(ours).toFixed(2)} (user ${ours.userPerGiB.toFixed(2)}, kernel ${ours.sysPerGiB.toFixed(2)}; ${ours.downloaders} downloaders, ${ours.gibHandled.toFixed(2)} GiB), ${altRoot} ${total(alt).toFixed(2)} (user ${alt.userPerGiB.toFixed(2)}, kernel ${alt.sysPerGiB.toFixed(2)}; ${alt.downloaders}, ${alt.gibHandled.toFixed(2)} GiB): this ÷ that ${(total(ours) / total(alt)).toFixed(3)}; at equal upload ${fitted}`);
+  return { altRoot, ours, alt, equalUpload };
 }
 
 export async function runSwarm(o: SwarmOptions, net: Net | undefined = undefined): Promise<SwarmResult> {
