@@ -43,7 +43,6 @@ export class DownloadSlot {
   hashFailures = 0;
 }
 
-/** The uploader's per-connection state: only upload.ts writes it. */
 /**
  * An empty array whose elements V8 already holds as any value. A fresh `[]` holds small integers until the first
  * object goes in; optimized code that pushes into arrays of both kinds is thrown away when a new connection's array
@@ -55,6 +54,7 @@ function emptyArrayOfObjects<T>(): T[] {
   return a as T[];
 }
 
+/** The uploader's per-connection state: only upload.ts writes it. */
 export class UploadSlot {
   /** Requests the peer sent us, in arrival order. */
   readonly queue: IncomingRequest[] = emptyArrayOfObjects();

@@ -1,6 +1,5 @@
 import type { Bitfield } from '../util/bitfield.js';
 
-
 /*
  * Piece picker: decides which 16 KiB blocks to request from which peer.
  *
