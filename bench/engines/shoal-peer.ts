@@ -59,7 +59,7 @@ const whenDone = (t: TorrentLike): Promise<void> => new Promise((resolve, reject
  * --warm-up BYTES: before reporting ready, this process seeds and downloads BYTES of random data to itself over
  * 127.0.0.1 (two clients, the run's piece size), so the engine's code is compiled and optimized by the time
  * the measured transfer starts: what a long-running process (a fleet agent, a daemon) is like after its first
- * transfer. The harness counts CPU from 'ready' on and leaves loopback out of its traffic figures, so neither sees
+ * transfer (some of it is thrown away again when the swarm meets shapes the warm-up did not; bench/PROFILE.md). The harness counts CPU from 'ready' on and leaves loopback out of its traffic figures, so neither sees
  * the warm-up. See bench/README.md ("Cold and warm processes").
  */
 async function warmUp(bytes: number, pieceLength: number): Promise<void> {
@@ -104,8 +104,10 @@ async function transferToSelf(bytes: number, pieceLength: number): Promise<void>
   }
 }
 if (a['warm-up'] !== undefined) {
+  const bytes = Number(a['warm-up']);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) fail(new Error(`--warm-up takes a positive number of bytes, not "${a['warm-up']}"`));
   // The run's piece size, so the warm-up takes the paths the measured transfer will.
-  await warmUp(Number(a['warm-up']), (await mod.readTorrentFile(a.torrent!).catch(fail)).pieceLength).catch(fail);
+  await warmUp(bytes, (await mod.readTorrentFile(a.torrent!).catch(fail)).pieceLength).catch(fail);
 }
 
 // DHT and local discovery off, as in every other engine's runner (lt_peer.py, aria2-peer, WebTorrent's peer.mjs):

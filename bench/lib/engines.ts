@@ -21,7 +21,7 @@ export const ALL_ENGINES: EngineName[] = ['shoal', 'shoal-warm', 'libtorrent', '
  * itself over 127.0.0.1 (WARM_UP_BYTES, see `--warm-up` in engines/shoal-peer.ts), so V8 has compiled and optimized
  * the engine by the time the measured transfer starts, as in a long-running agent after its first rollout. CPU is
  * counted from 'ready', and loopback traffic is not counted, so the warm-up is in neither figure. Swarm only, not
- * in the default list: beside 'shoal' it shows what a fresh process's compiling costs per GiB.
+ * in the default list: beside 'shoal' it bounds what a fresh process's warming up costs per GiB (bench/README.md).
  */
 export const WARM_UP_BYTES = 128 * 1024 * 1024;
 
