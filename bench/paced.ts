@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { infoHashOf, makeTorrent, parseSize, writeRandomFile } from './lib/data.js';
+import { pieceMessageHead } from './engines/floor-runner.js';
 import { displayName, startRole, type EngineName } from './lib/engines.js';
 import { startOpentracker, type Tracker } from './lib/opentracker.js';
 import { killAll, type Proc } from './lib/proc.js';
@@ -140,12 +141,7 @@ class PacedSeeds {
         const [index, begin, length] = c.queue.splice(0, 3) as [number, number, number];
         const at = index * PIECE + begin;
         if (length > 128 * 1024 || at + length > SIZE) { c.socket.destroy(); break; }
-        const head = Buffer.allocUnsafe(13);
-        head.writeUInt32BE(9 + length, 0);
-        head[4] = 7;
-        head.writeUInt32BE(index, 5);
-        head.writeUInt32BE(begin, 9);
-        c.socket.write(head);
+        c.socket.write(pieceMessageHead(index, begin, length));
         c.socket.write(this.data.subarray(at, at + length));
         this.credit -= length / BLOCK;
         this.sent += length / BLOCK;

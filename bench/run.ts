@@ -96,6 +96,7 @@ async function usableEngines(notes: string[], inSwarm = false): Promise<EngineNa
   const ok: EngineName[] = [];
   for (const e of engines) {
     if (e === 'node-floor' && !inSwarm) { notes.push('Node floor skipped: it runs only in the swarm scenario'); continue; }
+    if (e === 'bt-floor' && !inSwarm) { notes.push('BitTorrent floor skipped: it runs only in the swarm scenario'); continue; }
     if (e === 'shoal-warm' && !inSwarm) { notes.push('Shoal, warm process skipped: it runs only in the swarm scenario'); continue; }
     if ((e === 'shoal' || e === 'shoal-warm') && !existsSync(join(ROOT, 'dist/src/index.js'))) { notes.push('Shoal skipped: dist/src/index.js is missing (engine not built)'); continue; }
     if (e === 'webtorrent') {

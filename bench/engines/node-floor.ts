@@ -16,35 +16,10 @@ import { open, type FileHandle } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { emit, fail, floorArgs, shoalParts, type PeerAddress } from './floor-runner.js';
 
-interface PeerAddress { host: string; port: number }
-interface SocketReader {
-  connectReusingBuffer(opts: net.NetConnectOpts): net.Socket;
-  reuseBufferOnAccepted(socket: net.Socket): boolean;
-  readFrom(socket: net.Socket, onChunk: (chunk: Buffer) => void): () => void;
-  resumeReading(socket: net.Socket): void;
-}
-
-const { values: a } = parseArgs({
-  options: {
-    role: { type: 'string' }, torrent: { type: 'string' }, dir: { type: 'string' },
-    host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '0' },
-    strategy: { type: 'string' }, tracker: { type: 'string' },
-  },
-});
-const emit = (o: Record<string, unknown>): void => { process.stdout.write(JSON.stringify(o) + '\n'); };
-const fail = (err: unknown): never => {
-  emit({ event: 'error', message: err instanceof Error ? err.message : String(err) });
-  process.exit(1);
-};
-if (a.tracker) fail('node-floor runs only in the swarm scenario\'s mesh mode (--discovery mesh)');
-
-const reader = (await import(new URL('../../src/wire/socket-reader.js', import.meta.url).href).catch(fail)) as SocketReader;
-const metainfo = (await import(new URL('../../src/metainfo/index.js', import.meta.url).href).catch(fail)) as {
-  readTorrentFile(file: string): Promise<{ length: number; pieceLength: number }>;
-};
-const meta = await metainfo.readTorrentFile(a.torrent!).catch(fail);
+const a = floorArgs('node-floor');
+const { reader, meta } = await shoalParts(a.torrent!);
 const seed = a.role === 'seed';
 
 const SLICE = 16 * 1024;
@@ -78,14 +53,16 @@ let writing = 0;
 /** Pieces waiting for their write before reading stops (as Shoal bounds its pending pieces), so memory stays bounded. */
 const MAX_WRITING = 8;
 const readers = new Set<net.Socket>();
+/** The socket reader's sink for every connection: bytes 0..length of the shared read buffer. */
+const sink = { onRead: onChunk };
 let readingPaused = false;
 
-function onChunk(chunk: Buffer): void {
+function onChunk(chunk: Buffer, length: number): void {
   if (done) return;
   let at = 0;
-  while (at < chunk.length && !done) {
+  while (at < length && !done) {
     const want = Math.min(piece.length - filled, meta.length - received);
-    const n = Math.min(want, chunk.length - at);
+    const n = Math.min(want, length - at);
     chunk.copy(piece, filled, at, at + n);
     filled += n;
     at += n;
@@ -125,7 +102,7 @@ function maybeDone(): void {
 function attach(socket: net.Socket, send: boolean): void {
   socket.setNoDelay(true);
   socket.on('error', () => socket.destroy());
-  reader.readFrom(socket, onChunk);
+  reader.readFrom(socket, sink);
   readers.add(socket);
   socket.on('close', () => readers.delete(socket));
   if (!readingPaused) reader.resumeReading(socket);

@@ -10,12 +10,15 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 export const DIST_BENCH = join(ROOT, 'dist/bench');
 const WT_DIR = join(ROOT, 'bench/engines/webtorrent');
 
-export type EngineName = 'shoal' | 'shoal-warm' | 'libtorrent' | 'libtorrent-default' | 'webtorrent' | 'aria2' | 'http' | 'node-floor';
+export type EngineName = 'shoal' | 'shoal-warm' | 'libtorrent' | 'libtorrent-default' | 'webtorrent' | 'aria2' | 'http' | 'node-floor' | 'bt-floor';
 /**
  * 'node-floor' is not an engine: it moves the swarm's bytes with nothing but Node's sockets, SHA-1 and file writes
  * (bench/engines/node-floor.ts), so a run beside Shoal shows how much of Shoal's CPU is Node itself. Swarm, mesh only.
+ * 'bt-floor' is the leanest BitTorrent engine in Node (bench/engines/bt-floor.ts): the wire, rarest-first picking,
+ * verification and serving, nothing that is not per block. Beside 'node-floor' and Shoal it splits Shoal's CPU into
+ * Node's, the protocol's and Shoal's own. Swarm, mesh only.
  */
-export const ALL_ENGINES: EngineName[] = ['shoal', 'shoal-warm', 'libtorrent', 'libtorrent-default', 'webtorrent', 'aria2', 'http', 'node-floor'];
+export const ALL_ENGINES: EngineName[] = ['shoal', 'shoal-warm', 'libtorrent', 'libtorrent-default', 'webtorrent', 'aria2', 'http', 'node-floor', 'bt-floor'];
 /**
  * 'shoal-warm' is Shoal in processes that have already moved data: before reporting ready, each runs a transfer to
  * itself over 127.0.0.1 (WARM_UP_BYTES, see `--warm-up` in engines/shoal-peer.ts), so V8 has compiled and optimized
@@ -100,7 +103,9 @@ function command(s: RoleSpec): [string, string[]] {
     case 'webtorrent': return [process.execPath, [join(WT_DIR, 'peer.mjs'), ...common]];
     case 'aria2': return [process.execPath, [join(DIST_BENCH, 'engines/aria2-peer.js'), ...common]];
     case 'http': return [process.execPath, [join(DIST_BENCH, 'engines/http-peer.js'), ...common, ...(s.file ? ['--file', s.file] : [])]];
-    case 'node-floor': return [process.execPath, [join(DIST_BENCH, 'engines/node-floor.js'), ...common]];
+    // The floors take the same profiling variables as Shoal, so their profiles can be set beside Shoal's.
+    case 'node-floor': return [process.execPath, [...shoalProfileFlags(s), join(DIST_BENCH, 'engines/node-floor.js'), ...common]];
+    case 'bt-floor': return [process.execPath, [...shoalProfileFlags(s), join(DIST_BENCH, 'engines/bt-floor.js'), ...common]];
   }
 }
 
@@ -119,5 +124,5 @@ export async function ensureWebTorrent(log: (m: string) => void): Promise<void> 
 }
 
 export function displayName(e: EngineName): string {
-  return e === 'libtorrent-default' ? 'libtorrent (defaults)' : e === 'http' ? 'HTTP' : e === 'libtorrent' ? 'libtorrent' : e === 'webtorrent' ? 'WebTorrent' : e === 'aria2' ? 'aria2' : e === 'node-floor' ? 'Node floor (no BitTorrent)' : e === 'shoal-warm' ? 'Shoal, warm process' : 'Shoal';
+  return e === 'libtorrent-default' ? 'libtorrent (defaults)' : e === 'http' ? 'HTTP' : e === 'libtorrent' ? 'libtorrent' : e === 'webtorrent' ? 'WebTorrent' : e === 'aria2' ? 'aria2' : e === 'node-floor' ? 'Node floor (no BitTorrent)' : e === 'bt-floor' ? 'BitTorrent floor (leanest Node engine)' : e === 'shoal-warm' ? 'Shoal, warm process' : 'Shoal';
 }

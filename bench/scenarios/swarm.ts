@@ -38,7 +38,7 @@ export type SwarmDiscovery = 'mesh' | 'tracker';
 /** Engines that can only find peers through a tracker (aria2 has no way to be given a peer's address). */
 export const TRACKER_ONLY_ENGINES: EngineName[] = ['aria2'];
 /** Runners that discover nothing (plain HTTP, the Node floor): they run the same way whatever discovery is asked for. */
-export const NO_DISCOVERY_ENGINES: EngineName[] = ['http', 'node-floor'];
+export const NO_DISCOVERY_ENGINES: EngineName[] = ['http', 'node-floor', 'bt-floor'];
 /**
  * Share of all cores used by the benchmark's own processes above which a run counts as CPU-bound.
  * Kernel networking work done in softirq context is partly charged to no process, hence below 1.
