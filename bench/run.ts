@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseRate, parseSize, writeRandomFile } from './lib/data.js';
-import { ALL_ENGINES, ensureWebTorrent, ROOT, type EngineName } from './lib/engines.js';
+import { ALL_ENGINES, displayName, ensureWebTorrent, ROOT, SWARM_ONLY_ENGINES, type EngineName } from './lib/engines.js';
 import { engineVersions, machineFacts } from './lib/machine.js';
 import { sweep } from './lib/netns.js';
 import { killAll } from './lib/proc.js';
@@ -95,9 +95,7 @@ process.on('SIGINT', () => {
 async function usableEngines(notes: string[], inSwarm = false): Promise<EngineName[]> {
   const ok: EngineName[] = [];
   for (const e of engines) {
-    if (e === 'node-floor' && !inSwarm) { notes.push('Node floor skipped: it runs only in the swarm scenario'); continue; }
-    if (e === 'bt-floor' && !inSwarm) { notes.push('BitTorrent floor skipped: it runs only in the swarm scenario'); continue; }
-    if (e === 'shoal-warm' && !inSwarm) { notes.push('Shoal, warm process skipped: it runs only in the swarm scenario'); continue; }
+    if (SWARM_ONLY_ENGINES.includes(e) && !inSwarm) { notes.push(`${displayName(e)} skipped: it runs only in the swarm scenario`); continue; }
     if ((e === 'shoal' || e === 'shoal-warm') && !existsSync(join(ROOT, 'dist/src/index.js'))) { notes.push('Shoal skipped: dist/src/index.js is missing (engine not built)'); continue; }
     if (e === 'webtorrent') {
       try { await ensureWebTorrent(log); } catch (err) { notes.push(`WebTorrent skipped: install failed: ${(err as Error).message.split('\n')[0]}`); continue; }

@@ -59,8 +59,9 @@ const whenDone = (t: TorrentLike): Promise<void> => new Promise((resolve, reject
  * --warm-up BYTES: before reporting ready, this process seeds and downloads BYTES of random data to itself over
  * 127.0.0.1 (two clients, the run's piece size), so the engine's code is compiled and optimized by the time
  * the measured transfer starts: what a long-running process (a fleet agent, a daemon) is like after its first
- * transfer (some of it is thrown away again when the swarm meets shapes the warm-up did not; bench/PROFILE.md). The harness counts CPU from 'ready' on and leaves loopback out of its traffic figures, so neither sees
- * the warm-up. See bench/README.md ("Cold and warm processes").
+ * transfer (some of it is thrown away again when the swarm meets shapes the warm-up did not; bench/PROFILE.md).
+ * The harness counts CPU from 'ready' on and leaves loopback out of its traffic figures, so neither sees the warm-up.
+ * See bench/README.md ("Cold and warm processes").
  */
 async function warmUp(bytes: number, pieceLength: number): Promise<void> {
   // V8 optimizes a function once it has run enough bytecode; over loopback a read carries up to 256 KiB, so a short

@@ -19,6 +19,8 @@ export type EngineName = 'shoal' | 'shoal-warm' | 'libtorrent' | 'libtorrent-def
  * Node's, the protocol's and Shoal's own. Swarm, mesh only.
  */
 export const ALL_ENGINES: EngineName[] = ['shoal', 'shoal-warm', 'libtorrent', 'libtorrent-default', 'webtorrent', 'aria2', 'http', 'node-floor', 'bt-floor'];
+/** Runners that only make sense in the swarm scenario; elsewhere they are skipped with a note. */
+export const SWARM_ONLY_ENGINES: EngineName[] = ['shoal-warm', 'node-floor', 'bt-floor'];
 /**
  * 'shoal-warm' is Shoal in processes that have already moved data: before reporting ready, each runs a transfer to
  * itself over 127.0.0.1 (WARM_UP_BYTES, see `--warm-up` in engines/shoal-peer.ts), so V8 has compiled and optimized
