@@ -34,6 +34,14 @@ const OWNER_SILENT_MS = 10_000;
 const CHOKED_MS = 4000;
 /** A piece downloading from peers for this long has stalled: web seeds fetch any missing piece. */
 const PIECE_STALL_MS = 10_000;
+/**
+ * Piece memory for pieces being downloaded (the picker's maxPiecesInFlight, in bytes): each holds a piece-sized buffer,
+ * beside the piece cache (cacheBytes) and pieces waiting for their write (download.ts, MAX_PENDING_BYTES). Without a
+ * bound, a downloader in a 16-host swarm whose peers each sent a different piece held up to 38 MiB of pieces
+ * (bench/PROFILE.md, seventh session). At least MIN_PIECES_IN_FLIGHT pieces, so big pieces still spread over peers.
+ */
+const IN_FLIGHT_BYTES = 12 * 1024 * 1024;
+const MIN_PIECES_IN_FLIGHT = 4;
 /** Concurrent ranges per web seed while peers deliver (filling holes) and while they do not (carrying the download). */
 const WEB_SEED_JOBS_FILL = 1;
 const WEB_SEED_JOBS_CARRY = 4;
@@ -131,7 +139,10 @@ export class TorrentContent {
 
     const have = this.storage.have;
     const wanted = this.storage.wanted;
-    this.picker = new PiecePicker({ pieceCount: meta.pieceCount, pieceLength: meta.pieceLength, lastPieceLength: meta.lastPieceLength }, have, wanted);
+    this.picker = new PiecePicker({
+      pieceCount: meta.pieceCount, pieceLength: meta.pieceLength, lastPieceLength: meta.lastPieceLength,
+      maxPiecesInFlight: Math.max(MIN_PIECES_IN_FLIGHT, Math.floor(IN_FLIGHT_BYTES / meta.pieceLength)),
+    }, have, wanted);
     this.choker = new Choker({ uploadSlots: this.host.ctx.uploadSlots });
     this.downloader = new Downloader({
       meta,

@@ -60,6 +60,13 @@ export interface PickerOptions {
   random?: () => number;
   /** Endgame: at most this many peers request the same block (>= 1; default 2). */
   maxRequestersPerBlock?: number;
+  /**
+   * No new piece is started while this many ACTIVE pieces have requests out (>= 1; default: no limit). Each piece in
+   * flight holds a piece-sized buffer, so this bounds a downloader's memory when many peers each send a different
+   * piece. Pieces with nothing requested (their only sender left) do not count, so the limit never stops a download;
+   * pieces a reader needs (setCritical) are started regardless.
+   */
+  maxPiecesInFlight?: number;
 }
 
 export type PieceStateName = 'have' | 'queued' | 'active' | 'pending' | 'none';
@@ -122,6 +129,7 @@ export class PiecePicker {
   private readonly randomFirst: number;
   private readonly random: () => number;
   private readonly maxReq: number;
+  private readonly maxInFlight: number;
   /** The picker's own copies; the caller's bitfields are not modified. */
   private readonly have: Bitfield;
   private readonly wanted: Bitfield;
@@ -163,6 +171,7 @@ export class PiecePicker {
     this.randomFirst = opts.randomFirstPieces ?? 4;
     this.random = opts.random ?? Math.random;
     this.maxReq = Math.max(1, opts.maxRequestersPerBlock ?? 2);
+    this.maxInFlight = Math.max(1, opts.maxPiecesInFlight ?? Number.MAX_SAFE_INTEGER);
     this.have = have.clone();
     this.wanted = wanted.clone();
     this.pstate = new Uint8Array(n);
@@ -319,8 +328,9 @@ export class PiecePicker {
   // ---- picking ----
 
   /**
-   * Preference: (1) free blocks of in-flight pieces the peer has, oldest piece first; (2) new pieces:
-   * random while we have fewer than `randomFirstPieces`, else rarest-first with random tie-breaks;
+   * Preference: (1) free blocks of in-flight pieces the peer has, oldest piece first; (2) new pieces, while fewer than
+   * `maxPiecesInFlight` have requests out: random while we have fewer than `randomFirstPieces`, else rarest-first
+   * with random tie-breaks;
    * (3) endgame duplicates of blocks requested from other peers, fewest requesters first.
    * `allowedFast`, when given (the peer is choking us), restricts every step to those pieces.
    * Before all of these, pieces a reader needs (`setCritical`) when `critical` is true: the caller passes false for
@@ -355,7 +365,7 @@ export class PiecePicker {
         if (n >= max) return n;
       }
     }
-    while (n < max && this.queued > 0) {
+    while (n < max && this.queued > 0 && this.mayStartPiece()) {
       const i = allowedFast !== undefined ? this.chooseAllowed(bits, allowedFast)
         : this.have.count < this.randomFirst ? this.chooseRandom(bits)
         : this.chooseRarest(bits);
@@ -488,6 +498,21 @@ export class PiecePicker {
       }
     }
     return n;
+  }
+
+  /**
+   * Under maxPiecesInFlight: fewer ACTIVE pieces with a block requested. Asked only when the peer found no free block in
+   * the pieces in flight; it walks them (at most the limit's worth of counted pieces, about a dozen) only when there
+   * are at least that many, so a download under the limit pays one comparison.
+   */
+  private mayStartPiece(): boolean {
+    const limit = this.maxInFlight;
+    if (this.active.size < limit) return true;
+    let requested = 0;
+    for (const p of this.active) {
+      if (p.blocks - p.free - p.received > 0 && ++requested >= limit) return false;
+    }
+    return true;
   }
 
   private notePeer(peer: PeerKey, index: number, k: number): void {

@@ -487,3 +487,37 @@ test('property: random operation sequences keep every invariant', () => {
     }
   }), { numRuns: 300, seed: 0x5ea1 });
 });
+
+test('maxPiecesInFlight: no new piece while that many have requests out; a piece whose sender left does not count', () => {
+  const n = 6;
+  const p = make(n, 4, { maxPiecesInFlight: 2 });
+  const [a, b, c] = [peer('a'), peer('b'), peer('c')];
+  const bitsA = bits(n, [0]), bitsB = bits(n, [1]), bitsC = bits(n, [2, 3]);
+  for (const x of [bitsA, bitsB, bitsC]) p.addPeerBitfield(x);
+  // Each peer has only its own pieces, so each would start one: two pieces in flight, then the limit.
+  assert.deepEqual(new Set(pick(p, a, bitsA, 4).map((r) => r.index)), new Set([0]));
+  assert.deepEqual(new Set(pick(p, b, bitsB, 4).map((r) => r.index)), new Set([1]));
+  assert.deepEqual(pick(p, c, bitsC, 4), []);
+  // A piece done frees its place in flight.
+  for (let k = 0; k < 4; k++) assert.ok(p.blockReceived(b, 1, k * BS));
+  p.pieceVerified(1);
+  assert.deepEqual(new Set(pick(p, c, bitsC, 4).map((r) => r.index)), new Set([2]));
+  // a leaves after one of its blocks arrived: piece 0 stays in flight with nothing requested, and is not counted,
+  // so c can still start a piece (with a plain count of pieces in flight, the download would stop here).
+  assert.ok(p.blockReceived(a, 0, 0));
+  p.peerGone(a);
+  assert.equal(p.pieceState(0), 'active');
+  assert.deepEqual(new Set(pick(p, c, bitsC, 4).map((r) => r.index)), new Set([3]));
+});
+
+test('maxPiecesInFlight: pieces a reader needs are started regardless', () => {
+  const n = 4;
+  const p = make(n, 2, { maxPiecesInFlight: 1 });
+  const s = peer('seed');
+  const first = new Set(pick(p, s, null, 2).map((r) => r.index));
+  assert.equal(first.size, 1);
+  assert.deepEqual(pick(p, s, null, 2), []);
+  const needed = [0, 1, 2, 3].find((i) => !first.has(i))!;
+  p.setCritical([needed]);
+  assert.deepEqual(new Set(pick(p, s, null, 2).map((r) => r.index)), new Set([needed]));
+});
